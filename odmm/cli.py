@@ -146,12 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_MAIN_PID = os.getpid()
+
+
 def _terminate(signum, _frame):
+    """SIGTERM unwinds like Ctrl-C so that the testbed is torn down. A forked helper (pyroute2
+    forks to open sockets in namespaces) inherits this handler and must just exit."""
+    if os.getpid() != _MAIN_PID:
+        os._exit(128 + signum)
     raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _MAIN_PID
     args = build_parser().parse_args(argv)
+    _MAIN_PID = os.getpid()
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
@@ -161,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("odmm: interrupted; everything was torn down", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug: say so plainly, keep the traceback one variable away
+        if os.environ.get("ODMM_DEBUG"):
+            raise
+        print(f"odmm: internal error: {type(exc).__name__}: {exc} (set ODMM_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

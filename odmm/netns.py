@@ -7,8 +7,11 @@ and remove everything a crashed run left behind.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
+import socket
+import threading
 import time
 
 from pyroute2 import netns as _netns
@@ -31,6 +34,40 @@ def ours() -> list[str]:
         return sorted(n for n in os.listdir(RUN_DIR) if n.startswith(PREFIX))
     except FileNotFoundError:
         return []
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_setns_lock = threading.Lock()
+CLONE_NEWNET = 0x40000000
+
+
+def _setns(fd: int) -> None:
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns: {os.strerror(err)}")
+
+
+def socket_in(name: str, family: int, kind: int, proto: int = 0) -> socket.socket:
+    """A socket created inside namespace ``name`` (full odmm-* name or path).
+
+    setns() moves only the calling thread, and a socket stays in the namespace it was
+    created in, so this is a cheap syscall pair instead of pyroute2's fork per socket.
+    """
+    path = name if name.startswith("/") else os.path.join(RUN_DIR, name)
+    with _setns_lock:
+        home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+        try:
+            target = os.open(path, os.O_RDONLY)
+            try:
+                _setns(target)
+                try:
+                    return socket.socket(family, kind, proto)
+                finally:
+                    _setns(home)
+            finally:
+                os.close(target)
+        finally:
+            os.close(home)
 
 
 def attach(node: str, pid: int) -> None:

@@ -21,6 +21,13 @@ from pathlib import Path
 from odmm.errors import BuildError, DaemonDied
 
 
+def readable(fileobj, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for input (poll, not select: big testbeds use fds > 1023)."""
+    poller = select.poll()
+    poller.register(fileobj, select.POLLIN)
+    return bool(poller.poll(max(0.0, timeout) * 1000))
+
+
 def log_tail(path: Path, lines: int = 15) -> str:
     try:
         text = path.read_text(errors="replace")
@@ -69,32 +76,52 @@ class Supervisor:
               ready: str | None = None, ready_timeout: float = 10.0, env: dict | None = None) -> Proc:
         """Start ``argv`` with ``start`` (e.g. a Mininet node's popen); wait for the ``ready``
         line on its stdout if given. stderr goes to ``log``."""
+        proc = self.launch(name, start, argv, log, ready is not None, env)
+        if ready:
+            self.wait_ready([proc], ready, ready_timeout)
+        return proc
+
+    def launch(self, name: str, start: Callable[..., subprocess.Popen], argv: list[str], log: Path,
+               pipe_stdout: bool = False, env: dict | None = None) -> Proc:
+        """Start without waiting (see ``wait_ready``); the process is supervised from now on."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as errfile:
-            popen = start(argv, stdout=subprocess.PIPE if ready else subprocess.DEVNULL,
+            popen = start(argv, stdout=subprocess.PIPE if pipe_stdout else subprocess.DEVNULL,
                           stderr=errfile, stdin=subprocess.DEVNULL, env=env)
         proc = Proc(name, popen, log)
-        if ready:
-            deadline = time.monotonic() + ready_timeout
-            line = b""
-            while not line.endswith(b"\n"):
-                left = deadline - time.monotonic()
-                if left <= 0 or popen.poll() is not None:
-                    break
-                r, _, _ = select.select([popen.stdout], [], [], left)
-                if r:
-                    chunk = os.read(popen.stdout.fileno(), 1)
-                    if not chunk:
-                        break
-                    line += chunk
-            if line.strip() != ready.encode():
-                self._kill(popen)
-                popen.wait()
-                proc.exit_reported = True
-                raise BuildError(f"{name} did not become ready within {ready_timeout:g} s; {proc.describe_death()}")
         with self._lock:
             self.procs.append(proc)
         return proc
+
+    def wait_ready(self, procs: list[Proc], ready: str, timeout: float = 10.0) -> None:
+        """Wait until every process printed the ``ready`` line (they start in parallel)."""
+        deadline = time.monotonic() + timeout
+        lines = {p.popen.stdout.fileno(): (p, bytearray()) for p in procs}
+        waiting = dict(lines)
+        poller = select.poll()
+        for fd in waiting:
+            poller.register(fd, select.POLLIN | select.POLLHUP)
+        while waiting:
+            left = deadline - time.monotonic()
+            events = poller.poll(max(0.0, left) * 1000) if left > 0 else []
+            if not events:
+                break
+            for fd, _ev in events:
+                proc, buf = waiting[fd]
+                chunk = os.read(fd, 256)
+                buf += chunk
+                if not chunk or b"\n" in buf:
+                    poller.unregister(fd)
+                    del waiting[fd]
+        failed = [p for p, buf in lines.values() if bytes(buf).strip() != ready.encode()]
+        if failed:
+            for p in failed:
+                p.expected_exit = True
+                p.exit_reported = True
+                self._kill(p.popen)
+                p.popen.wait()
+            raise BuildError(f"{failed[0].name} did not become ready within {timeout:g} s; {failed[0].describe_death()}"
+                             + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""))
 
     def _watch(self) -> None:
         while not self._stop.wait(self._poll_s):

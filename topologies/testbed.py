@@ -14,6 +14,8 @@ from __future__ import annotations
 import atexit
 import fcntl
 import os
+import resource
+import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +28,7 @@ from odmm import kernel, netns
 from odmm.errors import BuildError, KernelFeatureMissing, OdmmError
 from odmm.linkemu.emulator import LinkEmulator
 from odmm.procs import Supervisor
+from odmm.rtbatch import add_routes
 from topologies.addressing import AddressPlan
 from topologies.model import Topology
 from topologies.routing import compute_routes
@@ -48,8 +51,17 @@ def _sysctls(router: bool) -> str:
     return "sysctl -qw " + " ".join(f"{k}={v}" for k, v in keys.items())
 
 
+def _raise_fd_limit() -> None:
+    """Large topologies hold a pty, a netlink socket and pipes per node."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class Testbed:
     """A running emulated network for one topology."""
+
+    __test__ = False  # not a pytest test class
 
     def __init__(self, topo: Topology, *, log_dir: Path | None = None, delay_backend: str | None = None,
                  seed: int = 1, echo: Callable[[str], None] | None = None) -> None:
@@ -79,6 +91,7 @@ class Testbed:
     def start(self) -> Testbed:
         if os.geteuid() != 0:
             raise OdmmError("the testbed builds network namespaces and needs root")
+        _raise_fd_limit()
         caps = kernel.capabilities()
         if not caps.mininet:
             raise KernelFeatureMissing(caps.notes["mininet"])
@@ -100,7 +113,7 @@ class Testbed:
             self.supervisor = Supervisor()
             self.emulator.start(self.ipr, self.popen_of, self.supervisor, self.log_dir, self.seed)
             t3 = time.monotonic()
-            self.timings.update(build_s=t1 - t0, configure_s=t2 - t1, emulation_s=t3 - t2)
+            self.timings.update(nodes_links_s=t1 - t0, addresses_routes_s=t2 - t1, link_emulation_s=t3 - t2)
         except BaseException:
             self.stop()
             raise
@@ -158,11 +171,8 @@ class Testbed:
                 index[itf.name] = idx
                 ipr.addr("add", index=idx, address=str(itf.address.ip), prefixlen=64, flags=IFA_F_NODAD)
                 ipr.link("set", index=idx, state="up")
-            for r in self.routes[name]:
-                try:
-                    ipr.route("add", dst=str(r.dst), gateway=str(r.via), oif=index[r.dev])
-                except Exception as exc:
-                    raise BuildError(f"cannot add route {r.dst} via {r.via} dev {r.dev} on {name}: {exc}") from exc
+            add_routes(netns.name_of(name), [(str(r.dst.network_address), r.dst.prefixlen, str(r.via), index[r.dev])
+                                             for r in self.routes[name]])
 
     def stop(self) -> None:
         """Tear everything down; safe to call twice and after a failed start."""
@@ -197,7 +207,8 @@ class Testbed:
     def ipr(self, node: str) -> IPRoute:
         """A netlink socket inside ``node``'s namespace (cached)."""
         if node not in self._iprs:
-            self._iprs[node] = IPRoute(netns=netns.name_of(node))
+            sock = netns.socket_in(netns.name_of(node), socket.AF_NETLINK, socket.SOCK_DGRAM, 0)
+            self._iprs[node] = IPRoute(fileno=sock.detach())
         return self._iprs[node]
 
     def popen_of(self, node: str) -> Callable[..., subprocess.Popen]:

@@ -93,18 +93,27 @@ class LinkEmulator:
             stats = log_dir / f"delayd-{node}.stats.json"
             self.stats_paths[node] = stats
             config = delayd_config(hooks, seed + i, stats)
-            self.daemons[node] = supervisor.spawn(
+            self.daemons[node] = supervisor.launch(
                 f"delay element in {node}", popen_of(node),
                 [sys.executable, "-m", "odmm.linkemu.delayd", json.dumps(config)],
-                log_dir / f"delayd-{node}.log", ready="READY",
+                log_dir / f"delayd-{node}.log", pipe_stdout=True,
             )
+        if self.daemons:
+            supervisor.wait_ready(list(self.daemons.values()), "READY", timeout=10.0 + 0.1 * len(self.daemons))
+        # Only now hook traffic into the queues (a queue nobody listens to drops everything).
+        restores = {}
+        for node, hooks in self.queues.items():
             rules = "*mangle\n" + "".join(r + "\n" for h in hooks for r in h.rules(RULE_COMMENT)) + "COMMIT\n"
-            res = subprocess.run(
-                ["ip", "netns", "exec", netns.name_of(node), "ip6tables-restore", "-w", "--noflush"],
-                input=rules, capture_output=True, text=True,
-            )
-            if res.returncode != 0:
-                raise BuildError(f"cannot install the NFQUEUE rules in {node}: {res.stderr.strip()}\n{rules}")
+            p = subprocess.Popen(["ip", "netns", "exec", netns.name_of(node), "ip6tables-restore", "-w", "--noflush"],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            restores[node] = (p, rules)
+        errors = []
+        for node, (p, rules) in restores.items():
+            _out, err = p.communicate(rules)
+            if p.returncode != 0:
+                errors.append(f"cannot install the NFQUEUE rules in {node}: {err.strip()}")
+        if errors:
+            raise BuildError("; ".join(errors))
 
     def _install_qdiscs(self, ipr, shape: EgressShape) -> None:
         idx = ipr.link_lookup(ifname=shape.iface)[0]

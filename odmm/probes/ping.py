@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import os
 import random
-import select
 import socket
 import statistics
 import struct
 import time
 from dataclasses import dataclass, field
 
-from pyroute2.netns import create_socket
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
+
+from odmm.netns import socket_in
+from odmm.procs import readable
 
 ICMP6_FILTER = 1
 ECHO_REPLY = 129
@@ -59,7 +60,7 @@ def ping(netns_name: str, dst: str, count: int = 25, interval: float = 0.02, war
     at ``interval`` regardless of replies; a reply later than ``timeout`` after the last
     request counts as lost.
     """
-    sock = create_socket(netns_name, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+    sock = socket_in(netns_name, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     try:
         sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _echo_only_filter())
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
@@ -89,8 +90,7 @@ def ping(netns_name: str, dst: str, count: int = 25, interval: float = 0.02, war
             if len(rtts) == total or (deadline is not None and now >= deadline):
                 break
             wait = (next_send if seq < total else deadline) - now
-            r, _, _ = select.select([sock], [], [], max(0.0, wait))
-            if not r:
+            if not readable(sock, wait):
                 continue
             while True:
                 try:

@@ -1,0 +1,200 @@
+"""``make bench``: the performance claims of odmm, measured in one reproducible command.
+
+Sections (each reports ratios against an analytic value or a target, which survive a noisy
+machine better than absolute numbers):
+
+- fidelity:   measured/analytic RTT per path, over topologies and link delays (target 1 +/- 0.02)
+- throughput: loss-free packets/s of the delay element over 1 and 3 delayed hops, with the
+              CPU it uses (target >= 40k pps over 3 hops on 2 cores)
+- build:      build and teardown time of grids of 10, 50 and 200 nodes
+
+Writes ``results/bench/bench-<time>.json`` (and ``latest.json``) and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from odmm.errors import OdmmError
+from odmm.probes.iperf import iperf3
+from topologies.catalogue import resolve
+from topologies.fidelity import default_pairs, measure_paths
+from topologies.testbed import Testbed
+
+OUT_DIR = Path(os.environ.get("ODMM_RESULTS", "results")) / "bench"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def bench_fidelity(log_dir: Path, quick: bool) -> list[dict]:
+    cases = [("basic", {})]
+    delays = [1, 5, 20] if quick else [1, 5, 10, 20, 50, 100]
+    cases += [("line", {"n": 2, "delay_ms": d, "access_ms": 0}) for d in delays]
+    cases.append(("line", {"n": 4, "delay_ms": [5, 10, 20], "access_ms": [0, 0, 0, 40]}))
+    rows = []
+    for spec, params in cases:
+        topo = resolve(spec, params)
+        with Testbed(topo, log_dir=log_dir / f"fidelity-{topo.name}") as tb:
+            for r in measure_paths(tb, default_pairs(topo), count=50, warmup=5):
+                rows.append({"topology": topo.name, "params": params, "path": f"{r.src}->{r.dst}",
+                             "hops": len(r.path) - 1, "analytic_ms": r.analytic_ms, "measured_ms": r.median_ms,
+                             "ratio": r.ratio, "within_2pct": r.ratio is not None and abs(r.ratio - 1) <= 0.02})
+    return rows
+
+
+def bench_throughput(log_dir: Path, quick: bool) -> list[dict]:
+    """Step the UDP packet rate up until the delay elements lose packets."""
+    rates = [10_000, 20_000, 40_000] if quick else [10_000, 20_000, 30_000, 40_000, 50_000, 60_000, 80_000]
+    size = 64
+    rows = []
+    for hops in (1, 3):
+        topo = resolve("line", {"n": hops + 1, "delay_ms": 5, "access_ms": 0})
+        src, dst = "h1", f"h{hops + 1}"
+        with Testbed(topo, log_dir=log_dir / f"throughput-{hops}") as tb:
+            iperf3(tb, dst, src, seconds=1, udp=True, bitrate="1M", length=size)  # warm-up (ND)
+            for pps in rates:
+                pids = [p.popen.pid for p in tb.emulator.daemons.values()]
+                cpu0 = [_cpu_seconds(p) for p in pids]
+                t0 = time.monotonic()
+                res = iperf3(tb, dst, src, seconds=3, udp=True, bitrate=str(pps * size * 8), length=size,
+                             extra=["-w", "8M"])
+                wall = time.monotonic() - t0
+                cpu = [(_cpu_seconds(p) - c) / wall for p, c in zip(pids, cpu0, strict=True)]
+                tb.check()
+                s = res["end"]["sum"]
+                drops = sum(c["queue_dropped"] + c["user_dropped"] for c in tb.emulator.kernel_counters().values())
+                achieved = s["packets"] / s["seconds"] if s["seconds"] else 0.0
+                rows.append({"hops": hops, "target_pps": pps, "sent_pps": round(achieved),
+                             "lost": s["lost_packets"], "queue_drops": drops,
+                             "loss_free": s["lost_packets"] == 0 and drops == 0,
+                             "delay_cpu_pct_max": round(100 * max(cpu), 1),
+                             "delay_cpu_pct_total": round(100 * sum(cpu), 1)})
+                if s["lost_packets"] > 0.01 * s["packets"]:
+                    break
+    return rows
+
+
+def bench_build(log_dir: Path, quick: bool) -> list[dict]:
+    sizes = {10: {"rows": 2, "cols": 3}, 50: {"rows": 6, "cols": 7, "mns": 5}, 200: {"rows": 14, "cols": 14}}
+    if quick:
+        sizes.pop(200)
+    rows = []
+    for nodes, params in sizes.items():
+        topo = resolve("grid", params)
+        assert len(topo.nodes) == nodes
+        t0 = time.monotonic()
+        tb = Testbed(topo, log_dir=log_dir / f"build-{nodes}").start()
+        t1 = time.monotonic()
+        tb.stop()
+        t2 = time.monotonic()
+        rows.append({"nodes": nodes, "links": len(topo.links), "build_s": round(t1 - t0, 2),
+                     "teardown_s": round(t2 - t1, 2), **{k: round(v, 2) for k, v in tb.timings.items()}})
+    return rows
+
+
+SECTIONS: dict[str, Callable[[Path, bool], list[dict]]] = {
+    "fidelity": bench_fidelity,
+    "throughput": bench_throughput,
+    "build": bench_build,
+}
+
+
+def summarize(results: dict) -> dict:
+    out = {}
+    fid = results.get("fidelity")
+    if fid:
+        ratios = [r["ratio"] for r in fid if r["ratio"] is not None]
+        out["fidelity"] = {"paths": len(fid), "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4),
+                           "within_2pct": sum(r["within_2pct"] for r in fid), "target": "1 +/- 0.02 on every path"}
+    thr = results.get("throughput")
+    if thr:
+        out["throughput"] = {
+            f"{h}_hops_max_loss_free_pps": max((r["sent_pps"] for r in thr if r["hops"] == h and r["loss_free"]),
+                                               default=0)
+            for h in (1, 3)
+        }
+        out["throughput"]["target"] = ">= 40000 pps loss-free over 3 hops"
+    return out
+
+
+def markdown(results: dict) -> str:
+    lines = []
+    if results.get("fidelity"):
+        lines += ["### RTT fidelity (median of 50 echoes)", "",
+                  "| topology | path | hops | analytic ms | measured ms | ratio |", "|---|---|---|---|---|---|"]
+        for r in results["fidelity"]:
+            m = f"{r['measured_ms']:.3f}" if r["measured_ms"] is not None else "-"
+            ratio = f"{r['ratio']:.4f}" if r["ratio"] is not None else "-"
+            lines.append(f"| {r['topology']} | {r['path']} | {r['hops']} | {r['analytic_ms']:.2f} | {m} | {ratio} |")
+        lines.append("")
+    if results.get("throughput"):
+        lines += ["### Delay element throughput (UDP, 64-byte payloads, 5 ms per hop)", "",
+                  "| delayed hops | target pps | sent pps | lost | queue drops | loss-free | CPU max % | CPU total % |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in results["throughput"]:
+            lines.append(f"| {r['hops']} | {r['target_pps']} | {r['sent_pps']} | {r['lost']} | {r['queue_drops']} | "
+                         f"{'yes' if r['loss_free'] else 'no'} | {r['delay_cpu_pct_max']} | {r['delay_cpu_pct_total']} |")
+        lines.append("")
+    if results.get("build"):
+        lines += ["### Build and teardown", "", "| nodes | links | build s | teardown s |", "|---|---|---|---|"]
+        for r in results["build"]:
+            lines.append(f"| {r['nodes']} | {r['links']} | {r['build_s']} | {r['teardown_s']} |")
+        lines.append("")
+    if results.get("summary"):
+        lines += ["### Summary", "", "```", json.dumps(results["summary"], indent=2), "```"]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__.splitlines()[0])
+    ap.add_argument("--only", help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    ap.add_argument("--quick", action="store_true", help="fewer points per section")
+    args = ap.parse_args(argv)
+    chosen = args.only.split(",") if args.only else list(SECTIONS)
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown:
+        print(f"bench: unknown section {unknown[0]!r} (sections: {', '.join(SECTIONS)})", file=sys.stderr)
+        return 2
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    log_dir = OUT_DIR / f"logs-{stamp}"
+    results: dict = {"started": stamp, "host": platform.node(), "kernel": platform.release(),
+                     "cpus": os.cpu_count(), "quick": args.quick}
+    failed = []
+    for name in chosen:
+        print(f"bench: {name} ...", flush=True)
+        t0 = time.monotonic()
+        try:
+            results[name] = SECTIONS[name](log_dir, args.quick)
+        except OdmmError as exc:  # keep what the other sections measured
+            print(f"bench: {name} failed: {exc}", file=sys.stderr)
+            results[f"{name}_error"] = str(exc)
+            failed.append(name)
+        results[f"{name}_seconds"] = round(time.monotonic() - t0, 1)
+    results["summary"] = summarize(results)
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    path = OUT_DIR / f"bench-{stamp}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    os.replace(tmp, path)
+    (OUT_DIR / "latest.json").write_text(json.dumps(results, indent=2))
+    table = markdown(results)
+    (OUT_DIR / f"bench-{stamp}.md").write_text(table + "\n")
+    print(table)
+    print(f"\nbench: results in {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
