@@ -14,8 +14,8 @@ process heard of it (~0.1 ms later here):
   by an ingress queue of this namespace entered the egress hook when it was released; the
   element remembers those release times by stamp. Locally generated packets carry no stamp
   and count from reception.
-The timer is armed ``lead`` ns before the earliest due time; ``lead`` is steered by how far
-from the due time each timer wake-up lands, so that releases are centred on the due time.
+The timer is armed ``lead`` ns before the earliest due time, ``lead`` being steered so that
+wake-ups land just before it; the element then spins on the clock up to the due time.
 
 Usage (started by the testbed inside the namespace):
     python -m odmm.linkemu.delayd CONFIG_JSON
@@ -47,9 +47,11 @@ TFD_TIMER_ABSTIME = 1
 PR_SET_TIMERSLACK = 29
 SO_TIMESTAMPNS = 35
 
-EARLY_NS = 10_000          # release packets due within this margin (wake-up granularity)
-MAX_LEAD_NS = 300_000      # cap on the learned timer lead (bounds any busy re-arming)
-INITIAL_LEAD_NS = 150_000  # typical timer wake-up latency on a small VM
+EARLY_NS = 5_000           # release packets due within this margin
+SPIN_NS = 40_000           # aim timer wake-ups this long before the due time, then spin
+MAX_SPIN_NS = 400_000      # never spin longer than this (a wake-up far too early re-arms)
+MAX_LEAD_NS = 1_000_000    # cap on the learned timer lead
+INITIAL_LEAD_NS = 200_000  # typical timer wake-up latency + SPIN_NS on a small VM
 STALE_STAMP_NS = 50_000_000  # a stamp older than this is not trusted (clock step, bug)
 RELEASE_MEMORY_NS = 2_000_000_000  # how long ingress release times are remembered
 
@@ -134,6 +136,7 @@ class DelayElement:
         self.timer = TimerFd()
         self.lead = INITIAL_LEAD_NS
         self.armed = 0
+        self.steering = False  # the armed deadline includes ``lead``
         self.enobufs = 0
         self.stamped = 0
         self.unstamped = 0
@@ -183,18 +186,32 @@ class DelayElement:
             q.last_due = due
             q.pending.append((due, pid, stamp))
 
+    def _head_due(self) -> int:
+        heads = [q.pending[0][0] for q in self.queues.values() if q.pending]
+        return min(heads) if heads else 0
+
     def _release(self, timer_fired: bool) -> None:
-        """Accept everything due (one batch verdict per queue) and re-arm the timer."""
-        now = time.monotonic_ns()
+        """Accept everything due (one batch verdict per queue) and re-arm the timer.
+
+        A timer wake-up is armed ``lead`` early so that it lands ``SPIN_NS`` before the due
+        time (``lead`` follows the measured wake-up latency); the last few microseconds are
+        spent spinning on the clock, which removes most of the VM's wake-up jitter.
+        """
+        clock = time.monotonic_ns
+        now = clock()
+        if timer_fired and self.steering:
+            head = self._head_due()
+            if head:
+                self.lead = min(max(self.lead + ((now - (head - SPIN_NS)) >> 2), 0), MAX_LEAD_NS)
+                if 0 < head - now <= MAX_SPIN_NS:
+                    while now < head:
+                        now = clock()
         horizon = now + EARLY_NS
         next_due = 0
-        head_due = 0  # earliest due time seen, to steer ``lead``
         for q in self.queues.values():
             pending = q.pending
             if not pending:
                 continue
-            if head_due == 0 or pending[0][0] < head_due:
-                head_due = pending[0][0]
             last = -1
             while pending and pending[0][0] <= horizon:
                 due, last, stamp = pending.popleft()
@@ -216,11 +233,12 @@ class DelayElement:
                 t, stamp = log.popleft()
                 if memory.get(stamp) == t:
                     del memory[stamp]
-        if timer_fired and head_due:
-            # closed loop: a timer wake-up should land exactly on the earliest due time
-            self.lead = min(max(self.lead + ((now - head_due) >> 2), 0), MAX_LEAD_NS)
         if next_due:
-            deadline = max(next_due - self.lead, now + 1)
+            deadline = next_due - self.lead
+            # Only wake-ups armed with the full lead steer it; an immediate re-arm does not.
+            self.steering = deadline > now
+            if not self.steering:
+                deadline = now + 1
             if deadline != self.armed:
                 self.timer.arm(deadline)
                 self.armed = deadline
