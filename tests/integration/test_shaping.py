@@ -43,3 +43,28 @@ def test_loss_10pct_within_binomial_bounds(tmp_path):
     print(f"10 % loss: {lost}/{sent} lost ({100 * lost / sent:.2f} %), 99.9 % bounds [{lo}, {hi}]")
     assert sent >= 2500
     assert lo <= lost <= hi
+
+
+def test_jitter_spreads_rtt_without_reordering(tmp_path):
+    import statistics
+
+    from odmm import netns
+    from odmm.probes.ping import ping
+
+    topo = topology_from_dict(two_hosts(delay_ms=10, jitter_ms=3), "jitter-test")
+    with Testbed(topo, log_dir=tmp_path) as tb:
+        res = ping(netns.name_of("h1"), tb.address("h2"), count=200, warmup=5, interval=0.01)
+        udp = iperf3(tb, "h2", "h1", seconds=2, udp=True, bitrate="16M", length=1000)  # 2000 pps
+        tb.check()
+    rtts = res.rtts_ms
+    analytic = 2 * (1 + 10 + 1)
+    sd = statistics.pstdev(rtts)
+    # two independent uniform +/-3 ms draws per round trip: sd = sqrt(2 * 3**2 / 3) = 2.45 ms
+    print(f"jitter 3 ms: mean {statistics.mean(rtts):.2f} ms (analytic {analytic}), sd {sd:.2f} ms, "
+          f"range {min(rtts):.2f}..{max(rtts):.2f}")
+    assert len(rtts) >= 195
+    assert abs(statistics.mean(rtts) - analytic) <= 0.6
+    assert 1.9 <= sd <= 3.0
+    assert min(rtts) >= analytic - 6 - 0.2 and max(rtts) <= analytic + 6 + 1.0
+    s = udp["end"]["sum"]
+    assert "out_of_order" in s and s["out_of_order"] == 0 and s["lost_packets"] == 0, s
