@@ -105,10 +105,56 @@ def bench_build(log_dir: Path, quick: bool) -> list[dict]:
     return rows
 
 
+def bench_signalling(log_dir: Path, quick: bool) -> list[dict]:
+    """Handoff signalling on `basic`: attach -> tunnels ready (new gateway and anchors)."""
+    import sys as _sys
+
+    from gateways.config import GatewayPolicy
+    from gateways.deploy import MobilityNetwork
+    from mobilehost.solicit import open_nd, solicit
+    from odmm import netns
+    from odmm.addrtypes import AddressType
+    from odmm.wire import Request
+
+    topo = resolve("basic")
+    rows = []
+    with Testbed(topo, log_dir=log_dir / "signalling", access="slaac") as tb:
+        mob = MobilityNetwork(tb, policy=GatewayPolicy(grace_s=600)).start()
+        mob.wait_ready("mn")
+        nd = open_nd(netns.name_of("mn"))
+        idx = tb.ipr("mn").link_lookup(ifname="mn-eth0")[0]
+        mac = tb.ipr("mn").get_links(idx)[0].get_attr("IFLA_ADDRESS")
+        for i, t in enumerate((AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT), 1):
+            if solicit(nd, idx, mac, "mn@odmm", [Request(i, int(t))]) is None:
+                raise OdmmError(f"no answer to the {t.name} request")
+        for n in range(4 if quick else 10):
+            src = mob.location["mn"]
+            dst = "gw2" if src == "gw1" else "gw1"
+            mob.move("mn", dst)
+            att = mob.wait_ready("mn")
+            anchors = {a["prefix"]: a for a in mob.state(src)["anchored"]}
+            tl = att["timeline"]
+            anchor_ready = max((a["since"] for a in anchors.values() if a["serving"]), default=tl["ready"])
+            ready = max(tl["ready"], anchor_ready)
+            # the farthest anchor the new gateway must hear from: the HA or the old gateway
+            rtt = max(topo.analytic_rtt_ms(dst, "ha"), topo.analytic_rtt_ms(dst, src))
+            bound = rtt + 10.0
+            ms = (ready - tl["attach"]) * 1000
+            rows.append({"handoff": n + 1, "from": src, "to": dst, "attach_to_pbu_ms": round((tl["pbu_ha"] - tl["attach"]) * 1000, 2),
+                         "pbu_to_pba_ms": round((tl["pba_ha"] - tl["pbu_ha"]) * 1000, 2),
+                         "new_gw_ready_ms": round((tl["ready"] - tl["attach"]) * 1000, 2),
+                         "anchor_ready_ms": round((anchor_ready - tl["attach"]) * 1000, 2),
+                         "tunnels_ready_ms": round(ms, 2), "signalling_rtt_ms": rtt, "bound_ms": bound,
+                         "ratio_to_bound": round(ms / bound, 3)})
+            print(f"  handoff {n + 1} {src}->{dst}: tunnels ready {ms:.1f} ms (bound {bound:.0f} ms)", file=_sys.stderr)
+    return rows
+
+
 SECTIONS: dict[str, Callable[[Path, bool], list[dict]]] = {
     "fidelity": bench_fidelity,
     "throughput": bench_throughput,
     "build": bench_build,
+    "signalling": bench_signalling,
 }
 
 
@@ -127,6 +173,11 @@ def summarize(results: dict) -> dict:
             for h in (1, 3)
         }
         out["throughput"]["target"] = ">= 40000 pps loss-free over 3 hops"
+    sig = results.get("signalling")
+    if sig:
+        ratios = sorted(r["ratio_to_bound"] for r in sig)
+        out["signalling"] = {"handoffs": len(sig), "ratio_median": ratios[len(ratios) // 2], "ratio_max": ratios[-1],
+                             "target": "tunnels ready <= signalling RTT to the farthest anchor + 10 ms (ratio <= 1)"}
     return out
 
 
@@ -147,6 +198,15 @@ def markdown(results: dict) -> str:
         for r in results["throughput"]:
             lines.append(f"| {r['hops']} | {r['target_pps']} | {r['sent_pps']} | {r['lost']} | {r['queue_drops']} | "
                          f"{'yes' if r['loss_free'] else 'no'} | {r['delay_cpu_pct_max']} | {r['delay_cpu_pct_total']} |")
+        lines.append("")
+    if results.get("signalling"):
+        lines += ["### Handoff signalling on basic (attach -> tunnels ready)", "",
+                  "| # | move | attach->PBU ms | PBU->PBA ms | new gw ready ms | anchor ready ms | ready ms | bound ms | ratio |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in results["signalling"]:
+            lines.append(f"| {r['handoff']} | {r['from']}->{r['to']} | {r['attach_to_pbu_ms']} | {r['pbu_to_pba_ms']} | "
+                         f"{r['new_gw_ready_ms']} | {r['anchor_ready_ms']} | {r['tunnels_ready_ms']} | {r['bound_ms']:.0f} | "
+                         f"{r['ratio_to_bound']} |")
         lines.append("")
     if results.get("build"):
         lines += ["### Build and teardown", "", "| nodes | links | build s | teardown s |", "|---|---|---|---|"]

@@ -70,6 +70,11 @@ def socket_in(name: str, family: int, kind: int, proto: int = 0) -> socket.socke
             os.close(home)
 
 
+def create(node: str) -> None:
+    """An empty namespace odmm-<node> (not a Mininet node)."""
+    _netns.create(name_of(node))
+
+
 def attach(node: str, pid: int) -> None:
     """Name the namespace of ``pid`` as odmm-<node>."""
     _netns.attach(name_of(node), pid)

@@ -15,7 +15,8 @@ Inside a block (the 4th group selects a /64):
     f001-f999   gateways: static access link of mobile node k (f<k>), used without mobility
     ff01-ffff   router-to-router links, numbered per node (from the block of the link's 'a')
 
-On a link, the router end (or 'a' for two routers) is ::1, the other end ::2. Routers
+On a link, the router end (or 'a' for two routers) is ::1, the other end ::2. The gateway
+end of a mobile node's access link is named ``acc-<node>`` (it moves between gateways). Routers
 route each block towards its owner, so one route per node covers every address above.
 """
 
@@ -52,6 +53,12 @@ def subnet(block: IPv6Network, number: int) -> IPv6Network:
 
 def host(net: IPv6Network, iid: int) -> IPv6Address:
     return IPv6Address(int(net.network_address) + iid)
+
+
+def access_ifname(mn: str) -> str:
+    """The gateway end of a mobile node's access link: it keeps this name on every gateway
+    it moves to, and the gateway daemon derives the node's identity from it."""
+    return f"acc-{mn}"
 
 
 @dataclass(frozen=True)
@@ -93,8 +100,9 @@ class AddressPlan:
                     raise TopologyError(f"node {a.name!r} has more than 255 router links")
                 net = subnet(self.blocks[a.name], ROUTER_LINK_BASE + router_links[a.name])
             addr_a, addr_b = host(net, 1), host(net, 2)
+            name_a = access_ifname(b.name) if b.role == "mn" else self._ifname(a.name)
             self.interfaces[a.name].append(Interface(
-                a.name, self._ifname(a.name), IPv6Interface((addr_a, 64)), link.index, b.name, addr_b))
+                a.name, name_a, IPv6Interface((addr_a, 64)), link.index, b.name, addr_b))
             self.interfaces[b.name].append(Interface(
                 b.name, self._ifname(b.name), IPv6Interface((addr_b, 64)), link.index, a.name, addr_a))
 

@@ -38,15 +38,28 @@ IFA_F_NODAD = 0x02
 MARK_ENV = "ODMM_TESTBED"  # set in every process the testbed starts, so `odmm clean` finds strays
 
 
-def _sysctls(router: bool) -> str:
-    """Per-namespace settings. DAD off for the static plan: a tentative link-local stalls
-    neighbour discovery for ~2 s on a fresh link (experiments choose the MN's DAD mode)."""
+ACCESS_MODES = ("static", "slaac", "managed")
+LIMBO = "limbo"  # the namespace an access link waits in during an L2 gap
+
+
+def _sysctls(role: str, access: str) -> str:
+    """Per-namespace settings, applied before any interface exists.
+
+    DAD is off: a tentative link-local stalls neighbour discovery for ~2 s on a fresh link
+    (experiments choose the mobile node's DAD mode themselves). A mobile node learns its
+    default router from RAs unless its access is static; with ``slaac`` the kernel also
+    configures addresses (a legacy host), with ``managed`` the odmm mobile-host daemon does.
+    """
+    mobile = role == "mn" and access != "static"
     keys = {
         "net.ipv6.conf.all.accept_dad": 0,
         "net.ipv6.conf.default.accept_dad": 0,
-        "net.ipv6.conf.all.accept_ra": 0,
-        "net.ipv6.conf.default.accept_ra": 0,
-        "net.ipv6.conf.all.forwarding": 1 if router else 0,
+        "net.ipv6.conf.all.accept_ra": 1 if mobile else 0,
+        "net.ipv6.conf.default.accept_ra": 1 if mobile else 0,
+        "net.ipv6.conf.default.autoconf": 1 if mobile and access == "slaac" else 0,
+        "net.ipv6.conf.all.autoconf": 1 if mobile and access == "slaac" else 0,
+        "net.ipv6.conf.all.forwarding": 1 if role in ("core", "ha", "gw") else 0,
+        "net.ipv6.conf.all.keep_addr_on_down": 1 if mobile else 0,
     }
     return "sysctl -qw " + " ".join(f"{k}={v}" for k, v in keys.items())
 
@@ -64,7 +77,13 @@ class Testbed:
     __test__ = False  # not a pytest test class
 
     def __init__(self, topo: Topology, *, log_dir: Path | None = None, delay_backend: str | None = None,
-                 seed: int = 1, echo: Callable[[str], None] | None = None) -> None:
+                 seed: int = 1, echo: Callable[[str], None] | None = None, access: str = "static") -> None:
+        """``access`` says who configures mobile nodes' access links: ``static`` (the address
+        plan, no mobility), ``slaac`` (gateway daemons and kernel SLAAC on the node) or
+        ``managed`` (gateway daemons and the odmm mobile-host daemon)."""
+        if access not in ACCESS_MODES:
+            raise ValueError(f"access must be one of {ACCESS_MODES}, got {access!r}")
+        self.access = access
         self.topo = topo
         self.plan = AddressPlan(topo)
         self.routes = compute_routes(topo, self.plan)
@@ -96,7 +115,7 @@ class Testbed:
         if not caps.mininet:
             raise KernelFeatureMissing(caps.notes["mininet"])
         # Every kernel feature the topology needs is checked before anything is built.
-        self.emulator = LinkEmulator(self.topo, self.plan, caps, self.delay_backend)
+        self.emulator = LinkEmulator(self.topo, self.plan, caps, self.delay_backend, roaming=self.roaming)
         self._acquire_lock()
         leftovers = netns.ours()
         if leftovers:
@@ -151,13 +170,15 @@ class Testbed:
             host = self.net.addHost(node.name, ip=None)
             self.nodes[node.name] = host
             netns.attach(node.name, host.pid)
-            out = host.cmd(_sysctls(node.is_router))
+            out = host.cmd(_sysctls(node.role, self.access))
             if out.strip():
                 raise BuildError(f"cannot configure {node.name}: {out.strip()}")
         for link in self.topo.links:
             ia = self.plan.interface(link.a, link.b)
             ib = self.plan.interface(link.b, link.a)
             self.net.addLink(self.nodes[link.a], self.nodes[link.b], intfName1=ia.name, intfName2=ib.name)
+        if self.roaming:
+            netns.create(LIMBO)
 
     def _configure(self) -> None:
         for name in self.topo.nodes:
@@ -169,10 +190,20 @@ class Testbed:
             for itf in self.plan.interfaces[name]:
                 idx = ipr.link_lookup(ifname=itf.name)[0]
                 index[itf.name] = idx
-                ipr.addr("add", index=idx, address=str(itf.address.ip), prefixlen=64, flags=IFA_F_NODAD)
+                if not (self.roaming and self._is_access(itf)):  # gateway and node daemons own these
+                    ipr.addr("add", index=idx, address=str(itf.address.ip), prefixlen=64, flags=IFA_F_NODAD)
                 ipr.link("set", index=idx, state="up")
+            routes = [r for r in self.routes[name] if not (self.roaming and self.topo.nodes[name].role == "mn")]
             add_routes(netns.name_of(name), [(str(r.dst.network_address), r.dst.prefixlen, str(r.via), index[r.dev])
-                                             for r in self.routes[name]])
+                                             for r in routes])
+
+    @property
+    def roaming(self) -> bool:
+        """Mobile nodes' access links move between gateways (gateway daemons run)."""
+        return self.access != "static"
+
+    def _is_access(self, itf) -> bool:
+        return "mn" in (self.topo.nodes[itf.node].role, self.topo.nodes[itf.peer].role)
 
     def stop(self) -> None:
         """Tear everything down; safe to call twice and after a failed start."""
@@ -193,7 +224,7 @@ class Testbed:
                 host.terminate()
             except Exception as exc:
                 errors.append(f"{host.name}: {exc}")
-        names = [netns.name_of(n) for n in self.topo.nodes]
+        names = [netns.name_of(n) for n in [*self.topo.nodes, LIMBO]]
         netns.kill_all_in([n for n in names if n in netns.ours()])
         for n in names:
             netns.remove(n)

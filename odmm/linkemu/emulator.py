@@ -58,7 +58,8 @@ def delayd_config(hooks: list[QueueHook], seed: int, stats_path: Path) -> dict:
 class LinkEmulator:
     """Chooses backends for one topology and applies them to a running testbed."""
 
-    def __init__(self, topo: Topology, plan: AddressPlan, caps: Capabilities, forced_delay: str | None = None) -> None:
+    def __init__(self, topo: Topology, plan: AddressPlan, caps: Capabilities, forced_delay: str | None = None,
+                 roaming: bool = False) -> None:
         self.topo = topo
         self.plan = plan
         self.delay_backend: str | None = None
@@ -66,7 +67,7 @@ class LinkEmulator:
             self.delay_backend = caps.delay_backend(forced_delay) or caps.require_delay()
         self.rate_backend = caps.require_rate() if topo.needs_shaping() else None
         self.queues: dict[str, list[QueueHook]] = (
-            plan_queues(topo, plan) if self.delay_backend == "nfqueue" else {}
+            plan_queues(topo, plan, roaming) if self.delay_backend == "nfqueue" else {}
         )
         self.egress: list[EgressShape] = plan_egress(topo, plan, delay_too=self.delay_backend == "netem")
         self.daemons: dict[str, Proc] = {}

@@ -60,18 +60,30 @@ def _directions(topo: Topology):
         yield link.b, link.a, link.params
 
 
-def plan_queues(topo: Topology, plan: AddressPlan) -> dict[str, list[QueueHook]]:
-    """Delay-element hooks per namespace for every direction needing delay, jitter or loss."""
+def plan_queues(topo: Topology, plan: AddressPlan, roaming: bool = False) -> dict[str, list[QueueHook]]:
+    """Delay-element hooks per namespace for every direction needing delay, jitter or loss.
+
+    With ``roaming``, a mobile node's access link is hooked on *every* gateway (rules match
+    the interface by name), so the emulation follows the link when it moves.
+    """
     hooks: dict[str, list[QueueHook]] = {}
+
+    def add(node: str, chains: tuple[str, ...], match: str, iface: str, src: str, dst: str, params) -> None:
+        queue = len(hooks.setdefault(node, []))
+        hooks[node].append(QueueHook(node, chains, match, iface, queue, src, dst, params))
+
+    gateways = [n.name for n in topo.by_role("gw")]
     for src, dst, params in _directions(topo):
         if not params.needs_delay_element():
             continue
         if topo.nodes[dst].is_router:
-            node, chains, match, iface = dst, ("PREROUTING",), "-i", plan.interface(dst, src).name
+            iface = plan.interface(dst, src).name
+            for node in gateways if roaming and topo.nodes[src].role == "mn" else [dst]:
+                add(node, ("PREROUTING",), "-i", iface, src, node, params)
         else:
-            node, chains, match, iface = src, ("FORWARD", "OUTPUT"), "-o", plan.interface(src, dst).name
-        queue = len(hooks.setdefault(node, []))
-        hooks[node].append(QueueHook(node, chains, match, iface, queue, src, dst, params))
+            iface = plan.interface(src, dst).name
+            for node in gateways if roaming and topo.nodes[dst].role == "mn" else [src]:
+                add(node, ("FORWARD", "OUTPUT"), "-o", iface, node, dst, params)
     return hooks
 
 

@@ -1,0 +1,104 @@
+"""A small single-threaded event loop for the daemons: fd readiness and timers.
+
+The daemons configure the kernel with pyroute2's synchronous API, which runs an asyncio loop
+of its own per call; that cannot nest inside a running asyncio loop, hence this loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable
+
+
+class Timer:
+    __slots__ = ("when", "callback", "cancelled")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Loop:
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._timers: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._running = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._sel.register(self._wake_r, selectors.EVENT_READ, self._drain_wake)
+        self.on_error: Callable[[BaseException], None] | None = None
+
+    @staticmethod
+    def now() -> float:
+        return time.monotonic()
+
+    def add_reader(self, fileobj, callback: Callable[[], None]) -> None:
+        self._sel.register(fileobj, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fileobj) -> None:
+        try:
+            self._sel.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        t = Timer(when, callback)
+        heapq.heappush(self._timers, (when, next(self._seq), t))
+        return t
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> Timer:
+        return self.call_at(self.now() + max(0.0, delay), callback)
+
+    def _drain_wake(self) -> None:
+        try:
+            while os.read(self._wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+
+    def stop(self) -> None:
+        self._running = False
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+
+    def stop_on_signals(self, *signums: int) -> None:
+        for s in signums or (signal.SIGTERM, signal.SIGINT):
+            signal.signal(s, lambda *_: self.stop())
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception as exc:  # a bug in one handler must not kill the daemon
+            if self.on_error:
+                self.on_error(exc)
+            else:
+                raise
+
+    def run(self) -> None:
+        self._running = True
+        while self._running:
+            timeout = None
+            while self._timers and self._timers[0][2].cancelled:
+                heapq.heappop(self._timers)
+            if self._timers:
+                timeout = max(0.0, self._timers[0][0] - self.now())
+            for key, _ in self._sel.select(timeout):
+                self._guard(key.data)
+            now = self.now()
+            while self._timers and self._timers[0][0] <= now:
+                _, _, t = heapq.heappop(self._timers)
+                if not t.cancelled:
+                    self._guard(t.callback)
