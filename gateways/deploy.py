@@ -13,11 +13,12 @@ import time
 from dataclasses import replace
 
 from gateways.config import MODES, DaemonConfig, GatewayPolicy, SignallingPolicy
+from mobilehost.config import DAD_MODES, MobileHostConfig, MobileHostPolicy
 from odmm import netns
 from odmm.control import ControlClient
 from odmm.errors import OdmmError
 from topologies.addressing import access_ifname
-from topologies.testbed import LIMBO, Testbed
+from topologies.testbed import CTL_DIR, LIMBO, Testbed
 
 
 class MobilityNetwork:
@@ -25,7 +26,8 @@ class MobilityNetwork:
 
     def __init__(self, tb: Testbed, mode: str = "ondemand", policy: GatewayPolicy | None = None,
                  policies: dict[str, GatewayPolicy] | None = None, signalling: SignallingPolicy | None = None,
-                 ha_pool_size: int = 4000) -> None:
+                 ha_pool_size: int = 4000, host_policy: MobileHostPolicy | None = None,
+                 host_policies: dict[str, MobileHostPolicy] | None = None, dad: str = "off") -> None:
         if mode not in MODES:
             raise OdmmError(f"unknown network mode {mode!r} (expected one of {', '.join(MODES)})")
         if not tb.roaming:
@@ -36,6 +38,11 @@ class MobilityNetwork:
         self.policies = policies or {}
         self.signalling = signalling or SignallingPolicy()
         self.ha_pool_size = ha_pool_size
+        if dad not in DAD_MODES:
+            raise OdmmError(f"unknown DAD mode {dad!r} (expected one of {', '.join(DAD_MODES)})")
+        self.dad = dad
+        self.host_policy = host_policy or MobileHostPolicy()
+        self.host_policies = host_policies or {}
         self.topo = tb.topo
         self.gateways = sorted(n.name for n in self.topo.by_role("gw"))
         has = [n.name for n in self.topo.by_role("ha")]
@@ -49,7 +56,7 @@ class MobilityNetwork:
         anchors = ([self.ha] if self.ha else []) + self.gateways
         peers = {n: str(plan.address(n)) for n in anchors}
         ids = {str(plan.address(n)): i + 1 for i, n in enumerate(anchors)}
-        ctl = self.tb.log_dir / "ctl"
+        ctl = CTL_DIR
         out = {}
         for name in anchors:
             role = self.topo.nodes[name].role
@@ -83,7 +90,33 @@ class MobilityNetwork:
                                     self.tb.log_dir / f"{name}.log", pipe_stdout=True))
             self.clients[name] = ControlClient(cfg.control, name=f"{label} {name}")
         sup.wait_ready(procs, "READY", timeout=15.0)
+        if self.tb.access == "managed":
+            self._start_hosts()
         return self
+
+    def host_socket(self, mn: str) -> str:
+        return str(CTL_DIR / f"{mn}.sock")
+
+    def _start_hosts(self) -> None:
+        """The odmm mobile-host daemon on every mobile node (access='managed')."""
+        sup = self.tb.supervisor
+        dad = {"off": ["accept_dad=0"], "optimistic": ["accept_dad=1", "optimistic_dad=1", "use_optimistic=1"],
+               "standard": ["accept_dad=1", "optimistic_dad=0"]}[self.dad]
+        procs = []
+        for mn in sorted(self.location):
+            ifname = self.tb.plan.interface(mn, self.location[mn]).name
+            res = self.tb.run(mn, ["sysctl", "-qw", *[f"net.ipv6.conf.{ifname}.{kv}" for kv in dad]])
+            if res.returncode != 0:
+                raise OdmmError(f"cannot set DAD mode {self.dad} on {mn}: {res.stderr.strip()}")
+            cfg = MobileHostConfig(name=mn, ifname=ifname, control=self.host_socket(mn), dad=self.dad,
+                                   policy=replace(self.host_policies.get(mn, self.host_policy)))
+            path = self.tb.log_dir / f"{mn}.json"
+            cfg.save(path)
+            procs.append(sup.launch(f"mobile host {mn}", self.tb.popen_of(mn),
+                                    [sys.executable, "-m", "mobilehost.daemon", str(path)],
+                                    self.tb.log_dir / f"{mn}.log", pipe_stdout=True))
+            self.clients[mn] = ControlClient(cfg.control, name=f"mobile host {mn}")
+        sup.wait_ready(procs, "READY", timeout=15.0)
 
     def client(self, name: str) -> ControlClient:
         return self.clients[name]
@@ -105,6 +138,32 @@ class MobilityNetwork:
                 raise OdmmError(f"{gw} did not finish attaching {mn} within {timeout:g} s")
             time.sleep(0.01)
 
+    def _relocate(self, mn: str, to_ns: str) -> None:
+        ifname = access_ifname(mn)
+        src = self.location[mn]
+        ipr = self.tb.ipr(src)
+        idx = ipr.link_lookup(ifname=ifname)
+        if not idx:
+            raise OdmmError(f"{ifname} is not on {src}")
+        ipr.link("set", index=idx[0], net_ns_fd=netns.name_of(to_ns))
+        self.location[mn] = to_ns
+
+    def detach(self, mn: str) -> float:
+        """Take ``mn`` off its gateway (the access link waits in a namespace of its own)."""
+        if self.location[mn] == LIMBO:
+            raise OdmmError(f"{mn} is already detached")
+        self._relocate(mn, LIMBO)
+        return time.monotonic()
+
+    def attach(self, mn: str, to: str) -> float:
+        """Attach a detached ``mn`` to gateway ``to``."""
+        if to not in self.gateways:
+            raise OdmmError(f"cannot attach {mn} to {to!r}: not a gateway ({', '.join(self.gateways)})")
+        if self.location[mn] != LIMBO:
+            raise OdmmError(f"{mn} is attached to {self.location[mn]}; use move()")
+        self._relocate(mn, to)
+        return time.monotonic()
+
     def move(self, mn: str, to: str, gap_s: float = 0.0) -> dict:
         """Hand ``mn`` over to gateway ``to``; returns the monotonic times of the move."""
         if to not in self.gateways:
@@ -112,23 +171,14 @@ class MobilityNetwork:
         src = self.location[mn]
         if src == to:
             raise OdmmError(f"{mn} is already attached to {to}")
-        ifname = access_ifname(mn)
-        ipr = self.tb.ipr(src)
-        idx = ipr.link_lookup(ifname=ifname)
-        if not idx:
-            raise OdmmError(f"{ifname} is not on {src}")
         t0 = time.monotonic()
         if gap_s > 0:
-            ipr.link("set", index=idx[0], net_ns_fd=netns.name_of(LIMBO))
-            t_left = time.monotonic()
+            t_left = self.detach(mn)
             time.sleep(gap_s)  # the emulated L2 gap itself, not a wait for something
-            limbo = self.tb.ipr(LIMBO)
-            limbo.link("set", index=limbo.link_lookup(ifname=ifname)[0], net_ns_fd=netns.name_of(to))
+            t_arrived = self.attach(mn, to)
         else:
-            ipr.link("set", index=idx[0], net_ns_fd=netns.name_of(to))
-            t_left = t0
-        t_arrived = time.monotonic()
-        self.location[mn] = to
+            self._relocate(mn, to)
+            t_left = t_arrived = time.monotonic()
         record = {"mn": mn, "from": src, "to": to, "gap_s": gap_s, "start": t0, "left": t_left, "arrived": t_arrived}
         self.moves.append(record)
         return record

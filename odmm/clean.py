@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from odmm import netns
 from odmm.errors import OdmmError
-from topologies.testbed import LOCK_PATH, MARK_ENV
+from topologies.testbed import CTL_DIR, LOCK_PATH, MARK_ENV
 
 RULE_TAG = "--comment odmm"
 
@@ -110,6 +110,8 @@ def clean(force: bool = False) -> CleanReport:
     for rule in _root_rules():
         subprocess.run(["ip6tables", "-w", "-t", "mangle", "-D", *rule.split()[1:]], capture_output=True)
         report.rules.append(rule)
+    for sock in CTL_DIR.glob("*.sock"):  # control sockets of daemons that are gone
+        sock.unlink(missing_ok=True)
     if not holder and LOCK_PATH.exists():
         LOCK_PATH.unlink()
     return report

@@ -22,6 +22,11 @@ from odmm.eventloop import Loop
 MAX_LINE = 1 << 20
 
 
+def _sockaddr(path: str) -> str:
+    """``@name`` is an abstract socket, scoped to the caller's network namespace."""
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
 @dataclass(frozen=True)
 class Peer:
     pid: int
@@ -29,7 +34,28 @@ class Peer:
     gid: int
 
 
-Handler = Callable[[dict, Peer], dict]
+class Deferred:
+    """Returned by a handler whose answer comes later (e.g. after a network exchange)."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[[dict], None]] = []
+        self.result: dict | None = None
+
+    def resolve(self, reply: dict) -> None:
+        if self.result is not None:
+            return
+        self.result = reply
+        for cb in self._callbacks:
+            cb(reply)
+
+    def then(self, cb: Callable[[dict], None]) -> None:
+        if self.result is not None:
+            cb(self.result)
+        else:
+            self._callbacks.append(cb)
+
+
+Handler = Callable[[dict, Peer], "dict | Deferred"]
 
 
 class ControlServer:
@@ -39,14 +65,17 @@ class ControlServer:
         self.loop = loop
         self.path = str(path)
         self.handler = handler
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        self.abstract = self.path.startswith("@")
+        if not self.abstract:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(self.path)
-        os.chmod(self.path, mode)
+        self.sock.bind(_sockaddr(self.path))
+        if not self.abstract:
+            os.chmod(self.path, mode)
         self.sock.listen(64)
         self.sock.setblocking(False)
         loop.add_reader(self.sock, self._accept)
@@ -85,9 +114,18 @@ class ControlServer:
         while b"\n" in buf:
             line, _, rest = bytes(buf).partition(b"\n")
             buf[:] = rest
-            self._reply(conn, self._dispatch(line, conn))
+            reply = self._dispatch(line, conn)
+            if isinstance(reply, Deferred):
+                reply.then(lambda r, c=conn: self._finish(c, r))
+            else:
+                self._reply(conn, reply)
 
-    def _dispatch(self, line: bytes, conn: socket.socket) -> dict:
+    def _finish(self, conn: socket.socket, reply: dict) -> None:
+        reply.setdefault("ok", True)
+        if conn in self._buffers:
+            self._reply(conn, reply)
+
+    def _dispatch(self, line: bytes, conn: socket.socket) -> dict | Deferred:
         try:
             req = json.loads(line)
             if not isinstance(req, dict) or not isinstance(req.get("cmd"), str):
@@ -99,7 +137,8 @@ class ControlServer:
             reply = self.handler(req, Peer(pid, uid, gid))
         except Exception as exc:  # the daemon keeps running; the caller learns why
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        reply.setdefault("ok", True)
+        if not isinstance(reply, Deferred):
+            reply.setdefault("ok", True)
         return reply
 
     @staticmethod
@@ -117,14 +156,19 @@ class ControlServer:
             self._close(conn)
         self.loop.remove_reader(self.sock)
         self.sock.close()
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        if not self.abstract:
+            try:
+                os.unlink(self.path)
+            except FileNotFoundError:
+                pass
 
 
 class ControlError(OdmmError):
-    """The daemon is unreachable or answered with an error."""
+    """The daemon is unreachable or answered with an error (``reply`` holds its answer)."""
+
+    def __init__(self, message: str, reply: dict | None = None) -> None:
+        super().__init__(message)
+        self.reply = reply or {}
 
 
 class ControlClient:
@@ -142,7 +186,7 @@ class ControlClient:
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             s.settimeout(self.timeout)
             try:
-                s.connect(self.path)
+                s.connect(_sockaddr(self.path))
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 s.close()
                 raise ControlError(f"{self.name} is not running (no control socket at {self.path}: {exc.strerror})") from None
@@ -167,7 +211,7 @@ class ControlClient:
         line, _, self._buf = self._buf.partition(b"\n")
         reply = json.loads(line)
         if not reply.get("ok"):
-            raise ControlError(f"{self.name}: {cmd}: {reply.get('error', 'failed')}")
+            raise ControlError(f"{self.name}: {cmd}: {reply.get('error', 'failed')}", reply)
         return reply
 
     def close(self) -> None:

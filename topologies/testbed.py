@@ -33,7 +33,9 @@ from topologies.addressing import AddressPlan
 from topologies.model import Topology
 from topologies.routing import compute_routes
 
-LOCK_PATH = Path("/run/odmm/lock")
+RUN_DIR = Path("/run/odmm")
+LOCK_PATH = RUN_DIR / "lock"
+CTL_DIR = RUN_DIR / "ctl"  # daemons' control sockets (world-traversable: unprivileged apps use them)
 IFA_F_NODAD = 0x02
 MARK_ENV = "ODMM_TESTBED"  # set in every process the testbed starts, so `odmm clean` finds strays
 
@@ -142,6 +144,9 @@ class Testbed:
 
     def _acquire_lock(self) -> None:
         LOCK_PATH.parent.mkdir(parents=True, exist_ok=True)
+        CTL_DIR.mkdir(parents=True, exist_ok=True)
+        os.chmod(RUN_DIR, 0o755)
+        os.chmod(CTL_DIR, 0o755)
         fd = os.open(LOCK_PATH, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -230,6 +235,8 @@ class Testbed:
             netns.remove(n)
         self.nodes.clear()
         self.net = None
+        for sock in CTL_DIR.glob("*.sock"):
+            sock.unlink(missing_ok=True)
         self._release_lock()
         if errors:
             self.echo("teardown warnings: " + "; ".join(errors))
