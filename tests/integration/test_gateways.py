@@ -219,7 +219,7 @@ def test_captures_decode_as_rs_ra_and_proxy_binding_messages(tmp_path):
     tb = Testbed(resolve("basic"), log_dir=tmp_path, access="slaac").start()
     try:
         pcaps = {n: tmp_path / f"{n}.pcap" for n in ("gw2", "mn")}
-        caps = [subprocess.Popen(["ip", "netns", "exec", netns.name_of(n), "tcpdump", "-i", "any", "-U", "-w", str(p),
+        caps = [subprocess.Popen(["ip", "netns", "exec", netns.name_of(n), "tcpdump", "-i", "any", "-U", "--immediate-mode", "-w", str(p),
                                   "icmp6 or ip6 proto 135"], stderr=subprocess.PIPE) for n, p in pcaps.items()]
         for c in caps:  # tcpdump says it is listening once the capture runs
             while b"listening" not in c.stderr.readline():
