@@ -47,6 +47,7 @@ class DaemonConfig:
     ha: str | None = None                  # the HA's address (gateways)
     peers: dict[str, str] = field(default_factory=dict)   # name -> address of every HA/GW
     tunnel_ids: dict[str, int] = field(default_factory=dict)  # address -> small id (tunnel naming)
+    blocks: dict[str, str] = field(default_factory=dict)      # address -> the /48 that node anchors
     tunnel_backend: str = "vxlan"
     control: str = ""
     policy: GatewayPolicy = field(default_factory=GatewayPolicy)
@@ -64,6 +65,13 @@ class DaemonConfig:
     def peer_name(self, address: IPv6Address | str) -> str | None:
         a = str(IPv6Address(address))
         return next((n for n, v in self.peers.items() if str(IPv6Address(v)) == a), None)
+
+    def anchor_of(self, prefix: IPv6Network) -> IPv6Address | None:
+        """The HA or gateway whose block contains ``prefix`` (the address plan makes it so)."""
+        for addr, block in self.blocks.items():
+            if prefix.subnet_of(IPv6Network(block)):
+                return IPv6Address(addr)
+        return None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2))

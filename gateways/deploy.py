@@ -64,6 +64,7 @@ class MobilityNetwork:
                 name=name, role=role, address=str(plan.address(name)), block=str(plan.blocks[name]),
                 mode=self.mode, ha=peers.get(self.ha) if self.ha and role == "gw" else None,
                 peers=peers, tunnel_ids=ids, tunnel_backend=self._tunnel_backend(),
+                blocks={str(plan.address(n)): str(plan.blocks[n]) for n in anchors},
                 control=str(ctl / f"{name}.sock"), policy=replace(self.policies.get(name, self.policy)),
                 signalling=self.signalling, ha_pool_size=self.ha_pool_size,
             )

@@ -43,6 +43,7 @@ from odmm.wire import (
     STATUS_GRANTED,
     STATUS_NOT_SUPPORTED,
     Binding,
+    Held,
     PrefixContext,
     PrefixInfo,
     Request,
@@ -297,12 +298,16 @@ class Gateway(Daemon):
                 anchor, Binding(False, 0, self.cfg.signalling.binding_lifetime_s, att.mn_id, contexts=ctxs, home=False),
                 lambda reply, a=anchor: self._anchor_answered(att, a, reply))
 
-    def _anchor_answered(self, att: Attachment, anchor: IPv6Address, ba: Binding | None) -> None:
+    def _anchor_answered(self, att: Attachment, anchor: IPv6Address, ba: Binding | None,
+                         sent: list[PrefixContext] | None = None) -> None:
         if self.attached.get(att.ifname) is not att:
             return
         att.timeline["pba_anchor"] = self.loop.now()
         if ba is None or ba.status != BA_ACCEPTED:
             self.log(f"anchor {anchor} refused {att.mn_id}: {'no answer' if ba is None else f'status {ba.status}'}")
+            for ctx in sent or []:  # claimed by the node, not confirmed by its anchor: undo
+                if ctx.prefix in att.prefixes:
+                    self._expire(att, ctx.prefix)
             return
         for ctx in ba.contexts:
             p = att.prefixes.get(ctx.prefix)
@@ -430,6 +435,8 @@ class Gateway(Daemon):
         if rs.mn_id and rs.mn_id != att.mn_id:
             self.log(f"RS on {att.ifname} claims {rs.mn_id}; the link says {att.mn_id} (kept)")
         responses: list[Response] = []
+        if self.ondemand and rs.held:
+            self._held(att, rs.held)
         if self.ondemand:
             for req in rs.requests:
                 r = self._request(att, req)
@@ -439,6 +446,29 @@ class Gateway(Daemon):
                 self._release(att, rel.prefix)
         att.timeline.setdefault("rs", self.loop.now())
         self.send_ra(att, responses, unicast=src if src != "::" else None)
+
+    def _held(self, att: Attachment, held: list[Held]) -> None:
+        """The node lists the prefixes it holds: update their anchors now, in parallel with the
+        HA registration (which would name the same anchors one round trip later)."""
+        by_anchor: dict[IPv6Address, list[PrefixContext]] = {}
+        for h in held:
+            if h.prefix in att.prefixes or h.addrtype not in (AddressType.SESSION_LASTING,
+                                                                AddressType.GRACEFUL_REPLACEMENT):
+                continue
+            anchor = self.cfg.anchor_of(h.prefix)
+            if anchor is None:
+                continue
+            ctx = PrefixContext(h.prefix, h.addrtype, anchor)
+            if anchor == self.cfg.addr:
+                self._welcome_back(att, ctx)
+                continue
+            self._install(att, ctx, anchor, active=h.addrtype == AddressType.SESSION_LASTING)
+            by_anchor.setdefault(anchor, []).append(ctx)
+        for anchor, ctxs in by_anchor.items():
+            att.timeline.setdefault("pbu_anchor", self.loop.now())
+            self.signaller.send_update(
+                anchor, Binding(False, 0, self.cfg.signalling.binding_lifetime_s, att.mn_id, contexts=ctxs, home=False),
+                lambda reply, a=anchor, c=ctxs: self._anchor_answered(att, a, reply, c))
 
     def _answer_later(self, att: Attachment, response: Response) -> None:
         if self.attached.get(att.ifname) is att:

@@ -42,6 +42,7 @@ from odmm.wire import (
     INFINITE,
     STATUS_GRANTED,
     STATUS_NOT_SUPPORTED,
+    Held,
     Release,
     Request,
     RouterAdvertisement,
@@ -170,7 +171,9 @@ class MobileHost:
             if e.addrtype == AddressType.NON_PERSISTENT:
                 self._remove(net, "it belonged to the previous network")
         self.log("carrier up: attached, soliciting")
-        self._send_rs([])
+        held = [Held(e.prefix, e.addrtype) for e in self.entries.values()
+                if e.addrtype in (AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
+        self._send_rs([], held=held)
 
     # --- router advertisements ---------------------------------------------------------------
     def _on_nd(self) -> None:
@@ -263,8 +266,9 @@ class MobileHost:
         self._configure_all()
 
     # --- requests ----------------------------------------------------------------------------
-    def _send_rs(self, requests: list[Request], releases: list[Release] | None = None) -> None:
-        rs = RouterSolicitation(self.mac, self.cfg.mn_id, requests, releases or [])
+    def _send_rs(self, requests: list[Request], releases: list[Release] | None = None,
+                 held: list[Held] | None = None) -> None:
+        rs = RouterSolicitation(self.mac, self.cfg.mn_id, requests, releases or [], held or [])
         if self.nd.send(build_rs(rs), ALL_ROUTERS, self.ifindex):
             self.counters.rs_tx += 1
 

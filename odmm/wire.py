@@ -61,9 +61,9 @@ IPPROTO_MH = 135
 INFINITE = 0xFFFFFFFF
 
 # on-demand option sub-types
-SUB_CAPABILITY, SUB_REQUEST, SUB_RESPONSE, SUB_RELEASE, SUB_MNID = 1, 2, 3, 4, 5
+SUB_CAPABILITY, SUB_REQUEST, SUB_RESPONSE, SUB_RELEASE, SUB_MNID, SUB_HELD = 1, 2, 3, 4, 5, 6
 SUBTYPE_NAMES = {SUB_CAPABILITY: "capability", SUB_REQUEST: "request", SUB_RESPONSE: "response",
-                 SUB_RELEASE: "release", SUB_MNID: "mn-id"}
+                 SUB_RELEASE: "release", SUB_MNID: "mn-id", SUB_HELD: "held prefix"}
 FLAG_ON_NET = 0x80
 
 # response status
@@ -160,8 +160,16 @@ class ODMobileNodeId(ICMPv6NDOptOnDemand):
         return p + pay
 
 
+class ODHeldPrefix(ICMPv6NDOptOnDemand):
+    name = "On-Demand Mobility - held prefix"
+    fields_desc = [ByteField("type", ND_OPT_ONDEMAND), ByteField("len", 3),
+                   ByteEnumField("subtype", SUB_HELD, SUBTYPE_NAMES),
+                   ByteEnumField("addrtype", 0, {t.value: t.name for t in AddressType}), ByteField("prefixlen", 64),
+                   ByteField("reserved1", 0), ShortField("reserved2", 0), IP6Field("prefix", "::")]
+
+
 _ONDEMAND_CLASSES = {SUB_CAPABILITY: ODCapability, SUB_REQUEST: ODRequest, SUB_RESPONSE: ODResponse,
-                     SUB_RELEASE: ODRelease, SUB_MNID: ODMobileNodeId}
+                     SUB_RELEASE: ODRelease, SUB_MNID: ODMobileNodeId, SUB_HELD: ODHeldPrefix}
 
 
 class MIP6OptHomeNetworkPrefix(_MIP6OptAlign):  # RFC 5213 section 8.3
@@ -239,12 +247,22 @@ class Release:
     prefix: IPv6Network
 
 
+@dataclass(frozen=True)
+class Held:
+    """A prefix the node still holds, listed in its first RS after an attach, so that the new
+    gateway can update the prefix's anchor at once instead of after asking the HA."""
+
+    prefix: IPv6Network
+    addrtype: AddressType
+
+
 @dataclass
 class RouterSolicitation:
     mac: str | None = None
     mn_id: str | None = None
     requests: list[Request] = field(default_factory=list)
     releases: list[Release] = field(default_factory=list)
+    held: list[Held] = field(default_factory=list)
 
 
 @dataclass
@@ -341,6 +359,8 @@ def build_rs(rs: RouterSolicitation) -> bytes:
         pkt /= ODRequest(flags=FLAG_ON_NET if r.on_net else 0, reqid=r.reqid, addrtype=r.addrtype)
     for r in rs.releases:
         pkt /= ODRelease(prefixlen=r.prefix.prefixlen, reqid=r.reqid, prefix=str(r.prefix.network_address))
+    for h in rs.held:
+        pkt /= ODHeldPrefix(addrtype=int(h.addrtype), prefixlen=h.prefix.prefixlen, prefix=str(h.prefix.network_address))
     return bytes(pkt)
 
 
@@ -426,6 +446,15 @@ def _parse_ondemand(raw: bytes, msg: RouterSolicitation | RouterAdvertisement) -
             raise WireError(f"release of a prefix with length {plen} > 128")
         net = IPv6Network((IPv6Address(raw[8:24]), plen), strict=False)
         msg.releases.append(Release(struct.unpack_from("!H", raw, 4)[0], net))
+    elif sub == SUB_HELD and is_rs:
+        if len(raw) < 24:
+            raise WireError(f"held-prefix option of {len(raw)} octets (must be 24)")
+        try:
+            atype = AddressType(raw[3])
+        except ValueError:
+            raise WireError(f"held prefix with unknown address type {raw[3]}") from None
+        net = IPv6Network((IPv6Address(raw[8:24]), min(raw[4], 128)), strict=False)
+        msg.held.append(Held(net, atype))
     elif sub == SUB_MNID and is_rs:
         n = raw[3]
         if 4 + n > len(raw):

@@ -13,6 +13,7 @@ from odmm.wire import (
     CTX_DORMANT,
     CTX_GRACE,
     INFINITE,
+    Held,
     Binding,
     ODCapability,
     ODRequest,
@@ -68,7 +69,7 @@ def test_ra_round_trip_and_dissection():
 
 def test_rs_round_trip_and_dissection():
     rs = RouterSolicitation("02:00:00:00:00:02", "mn@odmm", [Request(1, 2, True), Request(2, 9)],
-                            [Release(3, P1)])
+                            [Release(3, P1)], [Held(P1, T.SESSION_LASTING)])
     data = build_rs(rs)
     assert parse_nd(data) == rs
     assert ICMPv6ND_RS(data)[ODRequest].flags.ON_NET
