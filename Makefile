@@ -11,7 +11,7 @@ setup:
 	@VENV=$(VENV) scripts/setup.sh
 
 run: setup
-	$(ODMM) measure basic
+	$(ODMM) run default
 
 test: setup
 	$(ODMM) clean --quiet

@@ -157,23 +157,34 @@ class Gateway(Daemon):
             self.log(f"attach {ifname}: cannot bring the access link up: {exc}")
             return
         att = Attachment(mn_id, ifname, ifindex)
-        att.timeline["attach"] = now
+        att.timeline.update(mn_id=mn_id, ifname=ifname, attach=now)
+        self.handoffs.append(att.timeline)  # the live record: later steps are added to it
         self.attached[ifname] = att
         self.log(f"attach {mn_id} on {ifname}")
         if self.cfg.mode == "mobile-ip":  # everything comes from the HA
             self._register(att, [])
         else:
             try:
-                p = self._grant_local(att, self._default_type())
+                p = self._grant_local(att, self._default_type(), route=False)
             except PoolExhausted as exc:
                 self.log(f"attach {mn_id}: no default prefix: {exc}")
                 p = None
             if self.cfg.mode == "none" or self.ha is None:
+                self._local_ready(att, p)
                 self._mark_ready(att)
-            else:  # signalling first (the critical path), then the local prefix's RA
+            else:  # signalling first (the critical path); the local prefix's route and RA next,
+                # after whatever the node has sent meanwhile (its RS lists prefixes to re-anchor)
                 self._register(att, [self._context(p)] if p else [])
-                self.send_ra(att)
+                self.loop.call_later(0, lambda: self._local_ready(att, p, advertise=True))
         att.ra_timer = self.loop.call_later(self.policy.ra_interval_s, lambda: self._periodic_ra(att))
+
+    def _local_ready(self, att: Attachment, p: Prefix | None, advertise: bool = False) -> None:
+        if self.attached.get(att.ifname) is not att:
+            return
+        if p is not None:
+            self.tunnels.route_local(p.net, att.ifindex)
+        if advertise:
+            self.send_ra(att)
 
     def _default_type(self) -> AddressType:
         try:
@@ -209,12 +220,13 @@ class Gateway(Daemon):
         self.tunnels.remove_unused()
 
     # --- prefixes ----------------------------------------------------------------------------
-    def _grant_local(self, att: Attachment, t: AddressType) -> Prefix:
+    def _grant_local(self, att: Attachment, t: AddressType, route: bool = True) -> Prefix:
         net = self.pool.allocate()
         p = Prefix(net, t, self.cfg.addr)
         att.prefixes[net] = p
         self.anchored[net] = Anchored(att.mn_id, t, self.cfg.addr)
-        self.tunnels.route_local(net, att.ifindex)
+        if route:
+            self.tunnels.route_local(net, att.ifindex)
         self.log(f"granted {t.name} {net} to {att.mn_id}")
         return p
 
@@ -353,7 +365,6 @@ class Gateway(Daemon):
         att.ready = True
         self.send_ra(att)
         att.timeline["ra"] = self.loop.now()
-        self.handoffs.append({"mn_id": att.mn_id, "ifname": att.ifname, **att.timeline})
 
     def _refresh(self, att: Attachment) -> None:
         if self.attached.get(att.ifname) is not att:
@@ -452,23 +463,28 @@ class Gateway(Daemon):
         HA registration (which would name the same anchors one round trip later)."""
         by_anchor: dict[IPv6Address, list[PrefixContext]] = {}
         for h in held:
-            if h.prefix in att.prefixes or h.addrtype not in (AddressType.SESSION_LASTING,
-                                                                AddressType.GRACEFUL_REPLACEMENT):
+            if h.prefix in att.prefixes or h.addrtype == AddressType.NON_PERSISTENT:
                 continue
             anchor = self.cfg.anchor_of(h.prefix)
             if anchor is None:
                 continue
             ctx = PrefixContext(h.prefix, h.addrtype, anchor)
+            if h.addrtype == AddressType.FIXED:
+                if anchor == self.ha:  # the HA learns of the move from the registration already sent
+                    self._install(att, ctx, anchor)
+                continue
             if anchor == self.cfg.addr:
                 self._welcome_back(att, ctx)
                 continue
-            self._install(att, ctx, anchor, active=h.addrtype == AddressType.SESSION_LASTING)
             by_anchor.setdefault(anchor, []).append(ctx)
-        for anchor, ctxs in by_anchor.items():
+        for anchor, ctxs in by_anchor.items():  # signalling first: the anchor's route is the critical path
             att.timeline.setdefault("pbu_anchor", self.loop.now())
             self.signaller.send_update(
                 anchor, Binding(False, 0, self.cfg.signalling.binding_lifetime_s, att.mn_id, contexts=ctxs, home=False),
                 lambda reply, a=anchor, c=ctxs: self._anchor_answered(att, a, reply, c))
+        for anchor, ctxs in by_anchor.items():
+            for ctx in ctxs:
+                self._install(att, ctx, anchor, active=ctx.addrtype == AddressType.SESSION_LASTING)
 
     def _answer_later(self, att: Attachment, response: Response) -> None:
         if self.attached.get(att.ifname) is att:

@@ -111,6 +111,7 @@ class Counters:
     reused: int = 0
     moves: int = 0
     latencies_ms: list[float] = field(default_factory=list)
+    attachments: list[dict] = field(default_factory=list)  # carrier up, RS sent, first RA (monotonic)
 
 
 class MobileHost:
@@ -137,6 +138,7 @@ class MobileHost:
         self.ids = itertools.count(1)
         self.counters = Counters()
         self.attached_at = time.monotonic() if self.carrier else None
+        self._prepared_rs: bytes | None = None
         self.nd = NDSocket({134})
         self.loop.add_reader(self.nd, self._on_nd)
         self.links = LinkMonitor()
@@ -158,22 +160,25 @@ class MobileHost:
             if ev.carrier:
                 self._attached()
             else:
-                self.log("carrier down: detached")
                 self.router = None
                 self.attached_at = None
+                self._prepared_rs = self._attach_rs()  # built now, sent the moment the carrier returns
+                self.log("carrier down: detached")
 
     def _attached(self) -> None:
         self.counters.moves += 1
         self.attached_at = self.loop.now()
         self.router = None
         self.seen_ra = False
+        self.counters.attachments.append({"carrier_up": self.attached_at})
+        data, self._prepared_rs = self._prepared_rs or self._attach_rs(), None
+        if self.nd.send(data, ALL_ROUTERS, self.ifindex):  # first: it starts the anchors' updates
+            self.counters.rs_tx += 1
+        self.counters.attachments[-1]["rs"] = self.loop.now()
         for net, e in list(self.entries.items()):
             if e.addrtype == AddressType.NON_PERSISTENT:
                 self._remove(net, "it belonged to the previous network")
-        self.log("carrier up: attached, soliciting")
-        held = [Held(e.prefix, e.addrtype) for e in self.entries.values()
-                if e.addrtype in (AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
-        self._send_rs([], held=held)
+        self.log("carrier up: attached, solicited with the prefixes held")
 
     # --- router advertisements ---------------------------------------------------------------
     def _on_nd(self) -> None:
@@ -204,6 +209,8 @@ class MobileHost:
     def _advertised(self, ra: RouterAdvertisement) -> None:
         now = self.loop.now()
         self.seen_ra = True
+        if self.counters.attachments and "ra" not in self.counters.attachments[-1]:
+            self.counters.attachments[-1]["ra"] = now
         self.capability = ra.capability
         for p in ra.prefixes:
             if p.prefix.prefixlen != 64:
@@ -266,6 +273,12 @@ class MobileHost:
         self._configure_all()
 
     # --- requests ----------------------------------------------------------------------------
+    def _attach_rs(self) -> bytes:
+        """The RS sent on attach: it lists the prefixes the node keeps across moves."""
+        held = [Held(e.prefix, e.addrtype) for e in self.entries.values()
+                if e.addrtype in (AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
+        return build_rs(RouterSolicitation(self.mac, self.cfg.mn_id, [], [], held))
+
     def _send_rs(self, requests: list[Request], releases: list[Release] | None = None,
                  held: list[Held] | None = None) -> None:
         rs = RouterSolicitation(self.mac, self.cfg.mn_id, requests, releases or [], held or [])

@@ -117,6 +117,89 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return 0 if not bad else 1
 
 
+def _result_path(spec: str) -> Path:
+    path = Path(spec)
+    if path.is_dir():
+        path = path / "summary.json"
+    if not path.exists():
+        raise OdmmError(f"no result at {spec} (expected a run directory or its summary.json)")
+    return path
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from experiments.report import format_summary
+    from experiments.runner import run
+    from experiments.scenario import load_scenario
+
+    overrides = _overrides(args.set)
+    if args.repeat:
+        overrides["repetitions"] = args.repeat
+    sc = load_scenario(args.scenario, overrides)  # every check happens before anything is built
+    run_id = time.strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else RESULTS_DIR / sc.name / run_id
+    print(f"odmm run {sc.name}: {sc.description or sc.source}")
+    print(f"  modes {', '.join(sc.modes or [sc.mode])}; {sc.repetitions} repetition(s) of {sc.duration_s:g} s; "
+          f"{len(sc.apps)} flows; {len(sc.moves)} moves; results in {out}")
+    result = run(sc, out)
+    print()
+    print(format_summary(result))
+    print(f"status: {result['status']}; summary {out / 'summary.json'}; files: {', '.join(result.get('files', []))}")
+    return 0 if result["status"] == "complete" else 1
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from experiments.scenario import list_scenarios
+
+    print("scenarios:")
+    for name, desc in list_scenarios():
+        print(f"  {name:<14} {desc}")
+    if RESULTS_DIR.exists():
+        runs = sorted(RESULTS_DIR.glob("*/*/summary.json"))
+        if runs:
+            print("results:")
+            for p in runs[-20:]:
+                try:
+                    status = json.loads(p.read_text()).get("status")
+                except ValueError:
+                    status = "unreadable"
+                print(f"  {p.parent}  [{status}]")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from experiments.report import format_summary
+
+    path = _result_path(args.result)
+    result = json.loads(path.read_text())
+    print(format_summary(result))
+    print(f"status: {result.get('status')}; files in {path.parent}: {', '.join(result.get('files', []))}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from experiments.compare import compare, format_comparison
+
+    a = json.loads(_result_path(args.result).read_text())
+    b = json.loads(_result_path(args.baseline).read_text())
+    rows, regressions = compare(a, b, args.tolerance)
+    print(format_comparison(rows))
+    if regressions:
+        print(f"\n{len(regressions)} regression(s) beyond tolerance {args.tolerance:g}:")
+        for r in regressions:
+            print(f"  {r}")
+        return 1
+    print(f"\nno regression beyond tolerance {args.tolerance:g}")
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    from experiments.runner import shell
+    from experiments.scenario import load_scenario
+
+    shell(load_scenario(args.scenario, _overrides(args.set)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="odmm", description="On-Demand Mobility testbed (RFC 8653)")
     sub = p.add_subparsers(dest="command", required=True)
@@ -143,6 +226,31 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--backend", choices=["netem", "nfqueue"], help="force a delay backend")
     m.add_argument("--out", help="output directory (default results/measure/<topology>/<run-id>)")
     m.set_defaults(func=cmd_measure)
+
+    r = sub.add_parser("run", help="run a handoff experiment (scenario name or TOML file)")
+    r.add_argument("scenario", nargs="?", default="default")
+    r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key (dotted)")
+    r.add_argument("--repeat", type=int, help="number of repetitions")
+    r.add_argument("--out", help="output directory (default results/<scenario>/<run-id>)")
+    r.set_defaults(func=cmd_run)
+
+    ls = sub.add_parser("list", help="list scenarios and recent results")
+    ls.set_defaults(func=cmd_list)
+
+    sh = sub.add_parser("show", help="print the summary of a result")
+    sh.add_argument("result", help="a run directory or its summary.json")
+    sh.set_defaults(func=cmd_show)
+
+    cp = sub.add_parser("compare", help="compare a result with a baseline; exits 1 on a regression")
+    cp.add_argument("result")
+    cp.add_argument("baseline")
+    cp.add_argument("--tolerance", type=float, default=0.10, help="relative tolerance (default 0.10)")
+    cp.set_defaults(func=cmd_compare)
+
+    sl = sub.add_parser("shell", help="the Mininet CLI on a scenario's network, every daemon up")
+    sl.add_argument("scenario", nargs="?", default="default")
+    sl.add_argument("--set", action="append", metavar="KEY=VALUE")
+    sl.set_defaults(func=cmd_shell)
     return p
 
 

@@ -42,10 +42,16 @@ class Proc:
     popen: subprocess.Popen
     log: Path
     expected_exit: bool = False
+    finite: bool = False  # a program that ends by itself: exit status 0 is not a death
     exit_reported: bool = field(default=False, repr=False)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
+
+    def died(self) -> bool:
+        """Exited while needed (a finite program may end with status 0)."""
+        rc = self.popen.poll()
+        return rc is not None and not self.expected_exit and not (self.finite and rc == 0)
 
     def describe_death(self) -> str:
         rc = self.popen.returncode
@@ -82,13 +88,13 @@ class Supervisor:
         return proc
 
     def launch(self, name: str, start: Callable[..., subprocess.Popen], argv: list[str], log: Path,
-               pipe_stdout: bool = False, env: dict | None = None) -> Proc:
+               pipe_stdout: bool = False, env: dict | None = None, finite: bool = False) -> Proc:
         """Start without waiting (see ``wait_ready``); the process is supervised from now on."""
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as errfile:
             popen = start(argv, stdout=subprocess.PIPE if pipe_stdout else subprocess.DEVNULL,
                           stderr=errfile, stdin=subprocess.DEVNULL, env=env)
-        proc = Proc(name, popen, log)
+        proc = Proc(name, popen, log, finite=finite)
         with self._lock:
             self.procs.append(proc)
         return proc
@@ -128,7 +134,7 @@ class Supervisor:
             with self._lock:
                 procs = list(self.procs)
             for p in procs:
-                if not p.expected_exit and not p.exit_reported and not p.alive():
+                if not p.exit_reported and p.died():
                     p.exit_reported = True
                     with self._lock:
                         self._dead.append(p)
@@ -138,7 +144,7 @@ class Supervisor:
         """Raise DaemonDied if any supervised process has died unexpectedly."""
         with self._lock:
             procs = list(self.procs)
-        dead = [p for p in procs if not p.expected_exit and not p.alive()]
+        dead = [p for p in procs if p.died()]
         if dead:
             for p in dead:
                 if not p.exit_reported:
