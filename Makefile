@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 ODMM  := $(VENV)/bin/odmm
 PYTEST_ARGS ?=
 
-.PHONY: setup run test unit integration bench lint doctor clean distclean
+.PHONY: setup run test unit integration regression bench lint doctor clean distclean
 
 setup:
 	@VENV=$(VENV) scripts/setup.sh
@@ -13,9 +13,13 @@ setup:
 run: setup
 	$(ODMM) run default
 
+# unit + integration tests, then the scenario regressions (each capped at 2 repetitions)
 test: setup
 	$(ODMM) clean --quiet
-	$(PY) -m pytest -q tests $(PYTEST_ARGS)
+	$(PY) -m pytest -q tests experiments/scenarios --odmm-reps 2 $(PYTEST_ARGS)
+
+regression: setup
+	$(PY) -m pytest -q experiments/scenarios $(PYTEST_ARGS)
 
 unit: setup
 	$(PY) -m pytest -q tests/unit $(PYTEST_ARGS)

@@ -189,12 +189,64 @@ def bench_setsc(log_dir: Path, quick: bool) -> list[dict]:
     return rows
 
 
+def bench_interruption(log_dir: Path, quick: bool) -> list[dict]:
+    """The default scenario: interruption / bound and RTT / analytic per flow and move."""
+    from experiments.runner import run
+    from experiments.scenario import load_scenario
+
+    sc = load_scenario("default", {"repetitions": 2 if quick else 5})
+    result = run(sc, log_dir / "interruption", say=lambda _m: None)
+    rows = []
+    for f in result["aggregate"]["ondemand"]["flows"]:
+        for m in f["moves"]:
+            rows.append({"flow": f["flow"], "type": f["type"], "move": m["move"], "to": m["to"],
+                         "survived": f"{m['survived']}/{f['reps']}", "interruption_ms": m["interruption_ms"],
+                         "bound_ms": m["bound_ms"], "ratio_median": m["ratio_to_bound"],
+                         "ratio_max": m["ratio_to_bound_max"], "rtt_after_ratio": m["rtt_after_ratio"]})
+    return rows
+
+
+def bench_daemons(log_dir: Path, quick: bool) -> list[dict]:
+    """CPU the gateway, HA and mobile-host daemons use per mobile node (grid 2x2, RAs every
+    second, one handoff per node during the measurement)."""
+    from gateways.deploy import MobilityNetwork
+
+    rows = []
+    for mns in (1, 4) if quick else (1, 4, 8):
+        topo = resolve("grid", {"rows": 2, "cols": 2, "mns": mns})
+        with Testbed(topo, log_dir=log_dir / f"daemons-{mns}", access="managed") as tb:
+            mob = MobilityNetwork(tb).start()
+            for n in mob.location:
+                mob.wait_ready(n)
+            procs = {p.name: p.popen.pid for p in tb.supervisor.procs
+                     if p.name.startswith(("gateway", "home agent", "mobile host"))}
+            cpu0 = {n: _cpu_seconds(pid) for n, pid in procs.items()}
+            t0 = time.monotonic()
+            for n in sorted(mob.location):
+                src = mob.location[n]
+                mob.move(n, "gw2" if src != "gw2" else "gw1")
+            time.sleep(10.0 if not quick else 5.0)  # steady state: periodic RAs and refreshes
+            wall = time.monotonic() - t0
+            tb.check()
+            used = {n: _cpu_seconds(pid) - cpu0[n] for n, pid in procs.items()}
+        gw = sum(v for n, v in used.items() if n.startswith(("gateway", "home agent")))
+        mh = sum(v for n, v in used.items() if n.startswith("mobile host"))
+        rows.append({"mobile_nodes": mns, "seconds": round(wall, 1),
+                     "network_daemons_cpu_pct": round(100 * gw / wall, 2),
+                     "mobile_host_daemons_cpu_pct": round(100 * mh / wall, 2),
+                     "per_mn_network_cpu_pct": round(100 * gw / wall / mns, 3),
+                     "per_mn_host_cpu_pct": round(100 * mh / wall / mns, 3)})
+    return rows
+
+
 SECTIONS: dict[str, Callable[[Path, bool], list[dict]]] = {
     "fidelity": bench_fidelity,
     "throughput": bench_throughput,
     "build": bench_build,
     "signalling": bench_signalling,
     "setsc": bench_setsc,
+    "interruption": bench_interruption,
+    "daemons": bench_daemons,
 }
 
 
@@ -259,6 +311,22 @@ def markdown(results: dict) -> str:
             target = f"{r['bound_ms']:.0f}" if r["applies"] else "- (DAD ~1 s)"
             lines.append(f"| {r['dad']} | {r['kind']} | {r['n']} | {r['median_ms']} | {r['p90_ms']} | {target} | "
                          f"{r['ratio_to_bound'] if r['applies'] else '-'} |")
+        lines.append("")
+    if results.get("interruption"):
+        lines += ["### Interruption per type (default scenario)", "",
+                  "| flow | type | move | survived | interruption ms | bound ms | ratio median | ratio max | RTT after / analytic |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in results["interruption"]:
+            lines.append(f"| {r['flow']} | {r['type']} | {r['move']} ({r['to']}) | {r['survived']} | {r['interruption_ms']} | "
+                         f"{r['bound_ms']:.0f} | {r['ratio_median']} | {r['ratio_max']} | {r['rtt_after_ratio']} |")
+        lines.append("")
+    if results.get("daemons"):
+        lines += ["### Daemon CPU per mobile node (grid 2x2, RAs every second)", "",
+                  "| mobile nodes | network daemons CPU % | host daemons CPU % | per MN network % | per MN host % |",
+                  "|---|---|---|---|---|"]
+        for r in results["daemons"]:
+            lines.append(f"| {r['mobile_nodes']} | {r['network_daemons_cpu_pct']} | {r['mobile_host_daemons_cpu_pct']} | "
+                         f"{r['per_mn_network_cpu_pct']} | {r['per_mn_host_cpu_pct']} |")
         lines.append("")
     if results.get("build"):
         lines += ["### Build and teardown", "", "| nodes | links | build s | teardown s |", "|---|---|---|---|"]

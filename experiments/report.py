@@ -75,6 +75,8 @@ def aggregate(result: dict) -> dict:
             "flows": list(flows.values()),
             "runs": len(runs), "complete": sum(r["status"] == "complete" for r in runs),
             "ha_packets": ha_packets,
+            "rtt_mean_ms": round(statistics.mean(x["rtt_initial_ms"] for x in flows.values() if x["rtt_initial_ms"]), 3)
+            if any(x["rtt_initial_ms"] for x in flows.values()) else None,
             "ha_packets_from_probes": _median(expected),
             "ha_ratio": round(ha_packets / _median(expected), 3) if ha_packets and _median(expected) else None,
             "ha_bytes": _median([h.get("tx_bytes", 0) + h.get("rx_bytes", 0) for h in ha if h]),

@@ -98,7 +98,11 @@ def run_repetition(sc: Scenario, rep: int, out: Path, say: Callable[[str], None]
             proc.expected_exit = True
         for name in mob.clients:
             rec.setdefault("states", {})[name] = mob.state(name)
-        rec["network"] = {"ha": _tunnel_counters(tb, "ha") if "ha" in topo.nodes else None}
+        rec["network"] = {
+            "ha": _tunnel_counters(tb, "ha") if "ha" in topo.nodes else None,
+            "signalling": sum(st.get("counters", {}).get("pbu_tx", 0) + st.get("counters", {}).get("pba_tx", 0)
+                              for st in rec["states"].values()),
+        }
         rec["status"] = "complete"
     except (DaemonDied, OdmmError) as exc:
         rec["status"], rec["error"] = "failed", str(exc)

@@ -16,7 +16,8 @@ from typing import Any
 
 import networkx as nx
 
-from gateways.config import MODES, GatewayPolicy, SignallingPolicy
+from experiments.expect import validate as validate_expect
+from gateways.config import FAULTS, MODES, GatewayPolicy, SignallingPolicy
 from mobilehost.config import DAD_MODES, MobileHostPolicy
 from odmm.addrtypes import REQUESTABLE, UnknownAddressType, parse_type
 from odmm.errors import OdmmError, TopologyError
@@ -213,6 +214,12 @@ def scenario_from_dict(data: dict, source: str) -> Scenario:
             except UnknownAddressType as exc:
                 problems.add(item, str(exc))
     sc.expect = data.get("expect", {}) if isinstance(data.get("expect", {}), dict) else {}
+    if not isinstance(data.get("expect", {}), dict):
+        problems.add("expect", "must be a table")
+    for p in validate_expect(sc.expect):
+        problems.add(p.split(":")[0], p.split(": ", 1)[1])
+    if sc.gateway.fault not in FAULTS:
+        problems.add("gateway.fault", f"unknown fault {sc.gateway.fault!r} (expected one of {', '.join(repr(f) for f in FAULTS)})")
     nodes = topo.nodes if topo else {}
     mns = [n for n, v in nodes.items() if v.role == "mn"]
     raw_apps = data.get("apps", [])

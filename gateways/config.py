@@ -10,6 +10,9 @@ from pathlib import Path
 from odmm.addrtypes import REQUESTABLE, AddressType, parse_type
 
 MODES = ("ondemand", "mobile-ip", "none")
+# Deliberate faults a scenario can inject to show that its expectations catch them:
+FAULTS = {"": "none",
+          "no-anchor-tunnel": "an anchor gateway acknowledges a moved SESSION_LASTING prefix but never tunnels it"}
 
 
 @dataclass
@@ -25,6 +28,7 @@ class GatewayPolicy:
     preferred_s: int = 1800
     router_lifetime_s: int = 1800
     legacy: bool = False                   # plain RAs: no typed PIOs, no capability option
+    fault: str = ""                        # deliberate breakage, to test regression checks (FAULTS)
 
     def offered(self) -> list[AddressType]:
         return [parse_type(t) for t in self.types]

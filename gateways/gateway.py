@@ -404,7 +404,8 @@ class Gateway(Daemon):
             if entry.serving != serving:
                 entry.since = self.loop.now()
             entry.serving = serving
-            self.tunnels.route_via(ctx.prefix, serving)
+            if not (self.policy.fault == "no-anchor-tunnel" and entry.addrtype == AddressType.SESSION_LASTING):
+                self.tunnels.route_via(ctx.prefix, serving)
             flags, lifetime = 0, self.policy.valid_s
             if entry.addrtype == AddressType.GRACEFUL_REPLACEMENT:
                 self._start_grace(ctx.prefix, entry, self.loop.now())

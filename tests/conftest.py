@@ -7,6 +7,8 @@ import shutil
 
 import pytest
 
+pytest_plugins = ["pytester"]
+
 
 def pytest_collection_modifyitems(config, items):
     if os.geteuid() == 0 and shutil.which("mnexec"):
