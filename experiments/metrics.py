@@ -91,7 +91,7 @@ def flow_outcomes(probe: dict, moves: list[dict], topo: Topology, plan: AddressP
     for i, m in enumerate(mine):
         t = m["start"]
         window_end = mine[i + 1]["start"] if i + 1 < len(mine) else end
-        interval = 1.0 / float(probe.get("rate_pps") or 100.0)
+        interval = 1.0 / float(probe.get("stream_pps") or probe.get("rate_pps") or 100.0)
         before = [rtt[s] for s, ts in by_time if t - BEFORE_S <= ts <= t - 0.1 and s in rtt]
         rb = _median(before)
         down = m.get("left", t)  # the access link is down from here until the new gateway brings it up

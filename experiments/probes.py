@@ -151,8 +151,8 @@ def run_client(args) -> int:
         print(f"probe {args.flow}: {exc}", file=sys.stderr)
         return 1
     stream: list[list[int]] = []
-    if args.proto == "udp":  # ask for the downlink stream (sent three times: it must not get lost)
-        sub = HEADER.pack(MAGIC, SUBSCRIBE, int(args.rate), int(args.duration + 1), 0).ljust(args.size, b"\0")
+    if args.proto == "udp" and args.stream_rate > 0:  # the downlink stream (asked three times: not to lose it)
+        sub = HEADER.pack(MAGIC, SUBSCRIBE, int(args.stream_rate), int(args.duration + 1), 0).ljust(args.size, b"\0")
         for _ in range(3):
             try:
                 sock.send(sub)
@@ -231,8 +231,8 @@ def run_client(args) -> int:
                         pass
     info["end"] = time.monotonic()
     sock.close()
-    _write(args.out, {**info, "rate_pps": args.rate, "size": args.size, "sent": sent, "recv": recv, "stream": stream,
-                      "events": events})
+    _write(args.out, {**info, "rate_pps": args.rate, "stream_pps": args.stream_rate if stream else 0,
+                      "size": args.size, "sent": sent, "recv": recv, "stream": stream, "events": events})
     return 0
 
 
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--size", type=int, default=64, help="bytes per packet or record (at least 20)")
     c.add_argument("--out", required=True)
     c.add_argument("--on-net", action="store_true")
+    c.add_argument("--stream-rate", type=float, default=100.0, help="downlink stream packets/s (udp; 0: none)")
     args = ap.parse_args(argv)
     if args.role == "server":
         return serve(args.address, args.udp, args.tcp)

@@ -73,7 +73,8 @@ def run_repetition(sc: Scenario, rep: int, out: Path, say: Callable[[str], None]
             argv = [sys.executable, "-m", "experiments.probes", "client", "--flow", a.name,
                     "--proto", "udp" if a.probe == "udp-echo" else "tcp", "--type", a.type, "--peer",
                     tb.address(a.peer), "--port", str(ports[a.name]), "--rate", str(a.rate_pps),
-                    "--duration", str(sc.duration_s), "--size", str(a.size), "--out", str(path)]
+                    "--duration", str(sc.duration_s), "--size", str(a.size), "--out", str(path),
+                    "--stream-rate", str(a.stream_pps)]
             if a.on_net:
                 argv.append("--on-net")
             proc = sup.launch(f"probe {a.name}", tb.popen_of(a.node), argv, logs / f"flow-{a.name}.log",

@@ -74,6 +74,15 @@ class Loop:
         except OSError:
             pass
 
+    @staticmethod
+    def raise_priority(nice: int = -5) -> None:
+        """Protocol daemons stand for parts of the network and the host stack: application
+        load must not delay them (best effort: needs root)."""
+        try:
+            os.nice(nice)
+        except OSError:
+            pass
+
     def stop_on_signals(self, *signums: int) -> None:
         for s in signums or (signal.SIGTERM, signal.SIGINT):
             signal.signal(s, lambda *_: self.stop())

@@ -50,7 +50,10 @@ SO_TIMESTAMPNS = 35
 EARLY_NS = 5_000           # release packets due within this margin
 SPIN_NS = 40_000           # aim timer wake-ups this long before the due time, then spin
 MAX_SPIN_NS = 400_000      # never spin longer than this (a wake-up far too early re-arms)
-MAX_LEAD_NS = 1_000_000    # cap on the learned timer lead
+MAX_LEAD_NS = 400_000      # cap on the learned timer lead
+LEAD_STEP_NS = 30_000      # most one wake-up may move it: a rare multi-ms scheduling delay must not
+                           # teach the element to wake (and spin) that much early every time
+NICE = -10                 # the emulated links are the network: applications must not starve them
 INITIAL_LEAD_NS = 200_000  # typical timer wake-up latency + SPIN_NS on a small VM
 STALE_STAMP_NS = 50_000_000  # a stamp older than this is not trusted (clock step, bug)
 RELEASE_MEMORY_NS = 2_000_000_000  # how long ingress release times are remembered
@@ -202,7 +205,8 @@ class DelayElement:
         if timer_fired and self.steering:
             head = self._head_due()
             if head:
-                self.lead = min(max(self.lead + ((now - (head - SPIN_NS)) >> 2), 0), MAX_LEAD_NS)
+                step = min(max((now - (head - SPIN_NS)) >> 2, -LEAD_STEP_NS), LEAD_STEP_NS)
+                self.lead = min(max(self.lead + step, 0), MAX_LEAD_NS)
                 if 0 < head - now <= MAX_SPIN_NS:
                     while now < head:
                         now = clock()
@@ -281,6 +285,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: python -m odmm.linkemu.delayd CONFIG_JSON\n")
         return 2
     config = json.loads(argv[0])
+    try:
+        os.nice(NICE)
+    except OSError:
+        pass  # not root: run at normal priority
     stats = DelayElement(config).serve()
     path = config.get("stats")
     if path:

@@ -53,6 +53,22 @@ def snapshot() -> dict:
     }
 
 
+def deploy_basic(log_dir, access: str, **network):
+    """`basic` with the gateway daemons (and, for access='managed', the mobile host) up."""
+    from gateways.deploy import MobilityNetwork
+    from topologies.catalogue import resolve
+    from topologies.testbed import Testbed
+
+    tb = Testbed(resolve("basic"), log_dir=log_dir, access=access).start()
+    try:
+        mob = MobilityNetwork(tb, **network).start()
+        mob.wait_ready("mn")
+    except BaseException:
+        tb.stop()
+        raise
+    return tb, mob
+
+
 def _exists(tool: str) -> bool:
     return any(os.access(os.path.join(d, tool), os.X_OK) for d in os.environ.get("PATH", "").split(":"))
 

@@ -19,6 +19,7 @@ from odmm.wire import STATUS_COULD_NOT_ASSIGN, STATUS_GRANTED, STATUS_NOT_SUPPOR
 from topologies.catalogue import resolve
 from topologies.testbed import Testbed
 
+from .helpers import deploy_basic
 from .kernelhost import KernelHost
 
 pytestmark = pytest.mark.integration
@@ -27,14 +28,7 @@ ACCESS_RTT_MS = 2 * 1.0  # basic: mn-gw1 is 1 ms each way
 
 
 def network(tmp_path, mode="ondemand", **policy):
-    tb = Testbed(resolve("basic"), log_dir=tmp_path, access="slaac").start()
-    try:
-        mob = MobilityNetwork(tb, mode=mode, policy=GatewayPolicy(**policy)).start()
-        mob.wait_ready("mn")
-    except BaseException:
-        tb.stop()
-        raise
-    return tb, mob
+    return deploy_basic(tmp_path, "slaac", mode=mode, policy=GatewayPolicy(**policy))
 
 
 @pytest.fixture

@@ -13,27 +13,19 @@ from pathlib import Path
 import pytest
 
 from gateways.config import GatewayPolicy
-from gateways.deploy import MobilityNetwork
 from mobilehost import api
 from mobilehost.config import MobileHostPolicy
 from odmm import netns
 from odmm.addrtypes import AddressType as T
-from topologies.catalogue import resolve
-from topologies.testbed import Testbed
+
+from .helpers import deploy_basic
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def managed(tmp_path, gw=None, host=None, dad="off"):
-    tb = Testbed(resolve("basic"), log_dir=tmp_path, access="managed").start()
-    try:
-        mob = MobilityNetwork(tb, policy=gw or GatewayPolicy(), host_policy=host or MobileHostPolicy(), dad=dad).start()
-        mob.wait_ready("mn")
-    except BaseException:
-        tb.stop()
-        raise
-    return tb, mob
+    return deploy_basic(tmp_path, "managed", policy=gw or GatewayPolicy(), host_policy=host or MobileHostPolicy(), dad=dad)
 
 
 @pytest.fixture
