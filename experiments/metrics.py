@@ -38,6 +38,7 @@ class MoveOutcome:
     analytic_after_ms: float | None
     bound_ms: float | None
     ratio_to_bound: float | None
+    resolution_ms: float | None = None   # the measurement's resolution: one downlink send interval
 
 
 def _median(xs: list[float]) -> float | None:
@@ -116,7 +117,8 @@ def flow_outcomes(probe: dict, moves: list[dict], topo: Topology, plan: AddressP
             bound_ms=bound,
             # the bound is about the network path; a TCP stall also holds the sender's retransmission timer
             ratio_to_bound=None if interruption is None or not bound or not probe.get("stream")
-            else round(interruption / bound, 3)))
+            else round(interruption / bound, 3),
+            resolution_ms=round(interval * 1000, 3)))
         serving = m["to"]
     last = downlink[-1] if downlink else None
     steady = [rtt[s] for s, ts in by_time if s in rtt and ts < (mine[0]["start"] - 0.1 if mine else end)]
