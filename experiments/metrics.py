@@ -95,9 +95,12 @@ def flow_outcomes(probe: dict, moves: list[dict], topo: Topology, plan: AddressP
         interval = 1.0 / float(probe.get("stream_pps") or probe.get("rate_pps") or 100.0)
         before = [rtt[s] for s, ts in by_time if t - BEFORE_S <= ts <= t - 0.1 and s in rtt]
         rb = _median(before)
-        down = m.get("left", t)  # the access link is down from here until the new gateway brings it up
-        last_rx = max((tr for tr in downlink if tr <= down), default=None)
-        first_rx = min((tr for tr in downlink if down < tr < window_end), default=None)
+        # The access link is down from m["left"] until m["arrived"]: a packet the probe read in
+        # between (or read late) reached the node before the outage, so the outage is split at
+        # the link's arrival on the new gateway, not at its departure.
+        back = m.get("arrived", t)
+        last_rx = max((tr for tr in downlink if tr <= back), default=None)
+        first_rx = min((tr for tr in downlink if back < tr < window_end), default=None)
         survived = first_rx is not None
         interruption = None
         if survived:
