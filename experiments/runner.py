@@ -56,9 +56,14 @@ def run_repetition(sc: Scenario, rep: int, out: Path, say: Callable[[str], None]
         tb.start()
         mob = MobilityNetwork(tb, mode=sc.mode, policy=sc.gateway, signalling=sc.signalling,
                               host_policy=sc.host, dad=sc.dad).start()
+        sup = tb.supervisor
+        if sc.pcap:  # ND and mobility signalling, as the nodes see it (Ctrl-C/SIGTERM flushes the files)
+            for node in [n for n in topo.nodes if topo.nodes[n].role in ("gw", "ha", "mn")]:
+                sup.launch(f"capture on {node}", tb.popen_of(node),
+                           ["tcpdump", "-i", "any", "-U", "--immediate-mode", "-w", str(logs / f"{node}.pcap"),
+                            "icmp6 or ip6 proto 135 or udp port 4789"], logs / f"capture-{node}.log")
         for n in mns:
             mob.wait_ready(n)
-        sup = tb.supervisor
         servers = {}
         for cn in sorted({a.peer for a in sc.apps}):
             udp = [ports[a.name] for a in sc.apps if a.peer == cn and a.probe == "udp-echo"]

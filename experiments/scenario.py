@@ -73,6 +73,7 @@ class Scenario:
     signalling: SignallingPolicy = field(default_factory=SignallingPolicy)
     modes: list[str] = field(default_factory=list)   # comparison: run the same mix in each mode
     expect: dict = field(default_factory=dict)
+    pcap: bool = False     # capture ND and mobility signalling on every gateway, the HA and mobile nodes
     description: str = ""
     raw: dict = field(default_factory=dict, repr=False)
 
@@ -83,7 +84,7 @@ class Scenario:
 
 
 TOP_KEYS = {"name", "description", "mode", "modes", "dad", "repetitions", "seed", "duration_s", "topology",
-            "apps", "moves", "mobility", "gateway", "host", "signalling", "expect"}
+            "apps", "moves", "mobility", "gateway", "host", "signalling", "expect", "pcap"}
 
 
 class _Problems:
@@ -193,6 +194,9 @@ def scenario_from_dict(data: dict, source: str) -> Scenario:
     if data.get("dad", "off") not in DAD_MODES:
         problems.add("dad", f"unknown DAD mode {data.get('dad')!r} (expected one of {', '.join(DAD_MODES)})")
     sc.dad = data.get("dad", "off")
+    if not isinstance(data.get("pcap", False), bool):
+        problems.add("pcap", f"must be true or false, got {data.get('pcap')!r}")
+    sc.pcap = bool(data.get("pcap", False))
     for key, lo in (("repetitions", 1), ("seed", 0)):
         v = data.get(key, getattr(sc, key))
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:

@@ -134,6 +134,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = _overrides(args.set)
     if args.repeat:
         overrides["repetitions"] = args.repeat
+    if args.pcap:
+        overrides["pcap"] = True
     sc = load_scenario(args.scenario, overrides)  # every check happens before anything is built
     run_id = time.strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else RESULTS_DIR / sc.name / run_id
@@ -232,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a scenario key (dotted)")
     r.add_argument("--repeat", type=int, help="number of repetitions")
     r.add_argument("--out", help="output directory (default results/<scenario>/<run-id>)")
+    r.add_argument("--pcap", action="store_true", help="capture ND, mobility signalling and tunnels per node")
     r.set_defaults(func=cmd_run)
 
     ls = sub.add_parser("list", help="list scenarios and recent results")
