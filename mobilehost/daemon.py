@@ -76,6 +76,7 @@ class Entry:
     first_seen: float
     unused_since: float | None = None
     requested: bool = False            # obtained by a request (eligible for release)
+    held_until: float = 0.0            # not released before this (an application is still to bind it)
 
     def usable(self, now: float) -> bool:
         """Valid and not on a grace period (a deprecated GRACEFUL prefix is on its way out)."""
@@ -328,19 +329,22 @@ class MobileHost:
             return
         e = max(candidates, key=lambda x: x.first_seen)
         e.requested = True
+        e.held_until = self.loop.now() + DAD_WAIT_S  # while standard DAD runs, nobody can bind it
         self.counters.granted += 1
         self._when_usable(e, lambda: self._deliver(p, e), p.done)
 
     def _when_usable(self, e: Entry, then, done: Deferred, deadline: float | None = None) -> None:
         """Standard DAD keeps a new address tentative (~1 s here): answer once it is usable."""
-        if self.cfg.dad == "off":  # added with IFA_F_NODAD: usable at once
+        if self.cfg.dad != "standard":  # NODAD or optimistic (RFC 4429): usable at once
             then()
             return
         deadline = deadline or self.loop.now() + DAD_WAIT_S
         flags = self._kernel_flags(e.address)
-        if flags is not None and flags & IFA_F_DADFAILED:
+        if flags is None:
+            done.resolve(_error(FAILED, f"{e.address} disappeared before it became usable"))
+        elif flags & IFA_F_DADFAILED:
             done.resolve(_error(FAILED, f"duplicate address detection failed for {e.address}"))
-        elif flags is not None and (not flags & IFA_F_TENTATIVE or flags & IFA_F_OPTIMISTIC):
+        elif not flags & IFA_F_TENTATIVE or flags & IFA_F_OPTIMISTIC:
             then()
         elif self.loop.now() > deadline:
             done.resolve(_error(FAILED, f"{e.address} still tentative after {DAD_WAIT_S:g} s"))
@@ -354,6 +358,7 @@ class MobileHost:
         return None
 
     def _deliver(self, p: Pending, e: Entry) -> None:
+        e.held_until = self.loop.now() + self.policy.release_hold_s  # the caller binds it next
         ms = (self.loop.now() - p.sent_at) * 1000
         self.counters.latencies_ms.append(round(ms, 3))
         p.done.resolve({"address": str(e.address), "type": int(e.addrtype), "type_name": e.addrtype.name,
@@ -395,6 +400,7 @@ class MobileHost:
             have = [e for e in self.entries.values() if e.addrtype == t and e.usable(now)]
             if have:
                 e = max(have, key=lambda x: x.first_seen)
+                e.held_until = max(e.held_until, self.loop.now() + self.policy.release_hold_s)
                 self.counters.reused += 1
                 t0 = time.monotonic()
                 self._when_usable(e, lambda: done.resolve(
@@ -443,7 +449,7 @@ class MobileHost:
                 continue
             if in_use is None:
                 in_use = addresses_in_use()
-            if e.address in in_use:
+            if e.address in in_use or now < e.held_until:
                 e.unused_since = None
             elif e.unused_since is None:
                 e.unused_since = now
