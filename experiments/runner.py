@@ -215,8 +215,30 @@ def run(sc: Scenario, out: Path, say: Callable[[str], None] = print) -> dict:
 
 
 def shell(sc: Scenario) -> None:
-    """Build the scenario's network with every daemon up and open the Mininet CLI."""
+    """Build the scenario's network with every daemon up and open the Mininet CLI, with two
+    more commands: ``move NODE GATEWAY [GAP_MS]`` and ``state DAEMON``."""
     from mininet.cli import CLI
+
+    class OdmmCLI(CLI):
+        prompt = "odmm> "
+
+        def do_move(self, line: str) -> None:
+            """move NODE GATEWAY [GAP_MS]: hand a mobile node over to another gateway."""
+            args = line.split()
+            try:
+                rec = mob.move(args[0], args[1], float(args[2]) / 1000 if len(args) > 2 else 0.0)
+                print(f"{rec['mn']}: {rec['from']} -> {rec['to']} (L2 outage {rec['l2_outage'] * 1000:.0f} ms)")
+            except (IndexError, ValueError):
+                print("usage: move NODE GATEWAY [GAP_MS]")
+            except OdmmError as exc:
+                print(f"error: {exc}")
+
+        def do_state(self, line: str) -> None:
+            """state DAEMON: the JSON state of a gateway, the HA or a mobile host."""
+            try:
+                print(json.dumps(mob.state(line.strip()), indent=1, default=str))
+            except (KeyError, OdmmError) as exc:
+                print(f"error: {exc} (daemons: {', '.join(sorted(mob.clients))})")
 
     with Testbed(sc.topology, access="managed", echo=print) as tb:
         mob = MobilityNetwork(tb, mode=sc.mode, policy=sc.gateway, signalling=sc.signalling, host_policy=sc.host,
@@ -226,5 +248,5 @@ def shell(sc: Scenario) -> None:
         print(f"{sc.name}: mode {sc.mode}; namespaces " + ", ".join(netns.name_of(n) for n in tb.topo.nodes))
         print("examples: ip netns exec odmm-mn .venv/bin/python examples/sl_client.py "
               f"{tb.address('cn') if 'cn' in tb.topo.nodes else '<cn address>'} 7")
-        print("move a node from Python: MobilityNetwork.move; daemons' state: their control sockets in /run/odmm/ctl")
-        CLI(tb.net)
+        print("extra commands: move NODE GATEWAY [GAP_MS], state DAEMON; control sockets in /run/odmm/ctl")
+        OdmmCLI(tb.net)
