@@ -28,7 +28,7 @@ from gateways.config import DaemonConfig
 from gateways.daemon import Daemon
 from gateways.pool import PoolExhausted, PrefixPool
 from odmm.addrtypes import AddressType
-from odmm.eventloop import Timer
+from odmm.eventloop import Timer, daemon_main
 from odmm.linkmon import LinkMonitor
 from odmm.ndsocket import NDSocket
 from odmm.wire import (
@@ -638,12 +638,7 @@ class Gateway(Daemon):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m gateways.gateway CONFIG_JSON\n")
-        return 2
-    Gateway(DaemonConfig.load(argv[0])).run()
-    return 0
+    return daemon_main(argv, "gateways.gateway", lambda path: Gateway(DaemonConfig.load(path)).run())
 
 
 if __name__ == "__main__":

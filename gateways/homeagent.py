@@ -21,7 +21,7 @@ from gateways.config import DaemonConfig
 from gateways.daemon import Daemon
 from gateways.pool import PoolExhausted, PrefixPool
 from odmm.addrtypes import AddressType
-from odmm.eventloop import Timer
+from odmm.eventloop import Timer, daemon_main
 from odmm.wire import (
     BA_ACCEPTED,
     BA_INSUFFICIENT_RESOURCES,
@@ -205,12 +205,7 @@ class HomeAgent(Daemon):
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m gateways.homeagent CONFIG_JSON\n")
-        return 2
-    HomeAgent(DaemonConfig.load(argv[0])).run()
-    return 0
+    return daemon_main(argv, "gateways.homeagent", lambda path: HomeAgent(DaemonConfig.load(path)).run())
 
 
 if __name__ == "__main__":

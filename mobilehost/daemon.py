@@ -35,7 +35,7 @@ from mobilehost.config import MobileHostConfig
 from mobilehost.sockets import addresses_in_use
 from odmm.addrtypes import AddressType, UnknownAddressType, parse_type
 from odmm.control import ControlServer, Deferred, Peer
-from odmm.eventloop import Loop, Timer
+from odmm.eventloop import Loop, Timer, daemon_main
 from odmm.linkmon import LinkMonitor
 from odmm.ndsocket import NDSocket
 from odmm.wire import (
@@ -491,12 +491,7 @@ def _error(code: str, message: str) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        sys.stderr.write("usage: python -m mobilehost.daemon CONFIG_JSON\n")
-        return 2
-    MobileHost(MobileHostConfig.load(argv[0])).run()
-    return 0
+    return daemon_main(argv, "mobilehost.daemon", lambda path: MobileHost(MobileHostConfig.load(path)).run())
 
 
 if __name__ == "__main__":

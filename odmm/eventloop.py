@@ -11,6 +11,7 @@ import itertools
 import os
 import selectors
 import signal
+import sys
 import time
 from collections.abc import Callable
 
@@ -111,3 +112,13 @@ class Loop:
                 _, _, t = heapq.heappop(self._timers)
                 if not t.cancelled:
                     self._guard(t.callback)
+
+
+def daemon_main(argv: list[str] | None, module: str, start: Callable[[str], None]) -> int:
+    """``python -m <module> CONFIG_JSON``: the entry point every odmm daemon shares."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        sys.stderr.write(f"usage: python -m {module} CONFIG_JSON\n")
+        return 2
+    start(argv[0])
+    return 0
