@@ -118,8 +118,9 @@ def run_repetition(sc: Scenario, rep: int, out: Path, say: Callable[[str], None]
         raise
     finally:
         tb.stop()
-        rec["flows"] = _flows(sc, probes, rec, initial)
-        rec["handoffs"] = _handoffs(rec, probes)
+        records = _records(probes)
+        rec["flows"] = _flows(sc, probes, records, rec, initial)
+        rec["handoffs"] = _handoffs(rec, records)
     return rec
 
 
@@ -133,16 +134,26 @@ def _sleep_until(when: float, tb: Testbed) -> None:
         time.sleep(min(left, 0.05))
 
 
-def _flows(sc: Scenario, probes: dict, rec: dict, initial: dict) -> list[dict]:
+def _records(probes: dict) -> dict[str, dict | None]:
+    """Each probe's record (None if it did not finish), read once."""
+    out: dict[str, dict | None] = {}
+    for name, (_a, path, _p) in probes.items():
+        try:
+            out[name] = json.loads(Path(path).read_text())
+        except (OSError, ValueError):
+            out[name] = None
+    return out
+
+
+def _flows(sc: Scenario, probes: dict, records: dict, rec: dict, initial: dict) -> list[dict]:
     topo = sc.topology
     from topologies.addressing import AddressPlan
 
     plan = AddressPlan(topo)
     out = []
-    for a, path, _proc in probes.values():
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, ValueError):
+    for a, _path, _proc in probes.values():
+        data = records.get(a.name)
+        if data is None:
             out.append({"flow": a.name, "requested": a.type, "error": "no probe record (the probe did not finish)"})
             continue
         access = topo.links_of(a.node)[0].params.delay_ms
@@ -155,7 +166,7 @@ def _flows(sc: Scenario, probes: dict, rec: dict, initial: dict) -> list[dict]:
     return out
 
 
-def _handoffs(rec: dict, probes: dict) -> list[dict]:
+def _handoffs(rec: dict, records: dict) -> list[dict]:
     states = rec.get("states", {})
     out = []
     for i, m in enumerate(rec["moves"]):
@@ -168,10 +179,8 @@ def _handoffs(rec: dict, probes: dict) -> list[dict]:
         first = None
         attach = h.get("attach")
         if attach:
-            for _a, path, _p in probes.values():
-                try:
-                    data = json.loads(Path(path).read_text())
-                except (OSError, ValueError):
+            for data in records.values():
+                if data is None:
                     continue
                 after = [t / 1e9 for _s, t in data.get("recv", []) if t / 1e9 > attach]
                 if after and (first is None or min(after) < first):

@@ -376,7 +376,7 @@ class Gateway(Daemon):
             if self.attached.get(att.ifname) is att:
                 att.refresh_timer = self.loop.call_later(lifetime / 2, lambda: self._refresh(att))
 
-        self.signaller.send_update(self.ha, Binding(False, 0, lifetime, att.mn_id, contexts=ctxs), done)
+        self._tell_ha(att, ctxs, done)
 
     def _tell_ha(self, att: Attachment, ctxs: list[PrefixContext], then: Callable | None = None) -> None:
         if self.ha is None:
