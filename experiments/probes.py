@@ -10,8 +10,8 @@ sequenced, timestamped packets (UDP) or records (TCP) that the server echoes. A 
 also subscribes to a downlink stream: the server sends it sequenced packets at the same rate
 for the run, so what the mobile node receives measures downlink continuity on its own. The
 client prints ``READY`` once its socket is set up, and writes every send, echo and stream
-time (CLOCK_MONOTONIC, the same clock in every namespace) to ``--out`` when it ends or
-receives SIGTERM.
+time (CLOCK_MONOTONIC, the same clock in every namespace; receive times are the kernel's
+stamps) to ``--out`` when it ends or receives SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ import socket
 import struct
 import sys
 import time
+
+from odmm import kstamp
 
 HEADER = struct.Struct("!4sBxHIQ")  # magic, kind, pad, stream rate (pps), sequence, time (ns)
 MAGIC = b"ODMM"
@@ -127,6 +129,7 @@ def _setup(args) -> tuple[socket.socket, dict]:
     sock.settimeout(5.0)
     sock.connect((args.peer, args.port))
     sock.setblocking(False)
+    kstamp.enable(sock)  # receive times from the kernel: this process's CPU waits stay out of them
     info["source"] = sock.getsockname()[0]
     try:
         from mobilehost.api import getsc
@@ -197,10 +200,10 @@ def run_client(args) -> int:
             continue
         timeout = max(0.0, min(next_send, end) - time.monotonic()) if alive else max(0.0, end - time.monotonic())
         for _key, _ in sel.select(timeout):
+            offset = kstamp.realtime_offset_ns()
             try:
                 while True:
-                    data = sock.recv(65536)
-                    t_ns = time.monotonic_ns()
+                    data, t_ns = kstamp.recv_monotonic(sock, 65536, offset)
                     if args.proto == "udp":
                         if len(data) >= HEADER.size and data[:4] == MAGIC:
                             _m, kind, _r, n, t_srv = HEADER.unpack_from(data)
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--size", type=int, default=64, help="bytes per packet or record (at least 20)")
     c.add_argument("--out", required=True)
     c.add_argument("--on-net", action="store_true")
-    c.add_argument("--stream-rate", type=float, default=100.0, help="downlink stream packets/s (udp; 0: none)")
+    c.add_argument("--stream-rate", type=float, default=200.0, help="downlink stream packets/s (udp; 0: none)")
     args = ap.parse_args(argv)
     if args.role == "server":
         return serve(args.address, args.udp, args.tcp)

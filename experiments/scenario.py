@@ -44,7 +44,7 @@ class App:
     port: int = 0          # 0: one per application
     size: int = 64
     on_net: bool = False
-    stream_pps: float = 100.0  # the downlink stream of a udp-echo probe (its packet spacing is the
+    stream_pps: float = 200.0  # the downlink stream of a udp-echo probe (its packet spacing is the
                                # resolution of the measured interruption); 0: none
 
 
@@ -269,10 +269,10 @@ def scenario_from_dict(data: dict, source: str) -> Scenario:
         size = raw.get("size", 64)
         if not isinstance(size, int) or not 32 <= size <= 1400:
             problems.add(item, f"size must be an integer in [32, 1400], got {size!r}")
-        stream = raw.get("stream_pps", 100.0)
+        stream = raw.get("stream_pps", App.stream_pps)
         if not _number(stream) or not 0 <= stream <= 2000:
             problems.add(item, f"stream_pps must be in [0, 2000], got {stream!r}")
-            stream = 100.0
+            stream = App.stream_pps
         sc.apps.append(App(name, node, t, probe, float(rate) if _number(rate) else 100.0, peer,
                            int(raw.get("port", 0) or 0), size if isinstance(size, int) else 64,
                            bool(raw.get("on_net", False)), float(stream)))

@@ -58,7 +58,7 @@ class Daemon:
 
     def run(self) -> None:
         self.loop.stop_on_signals()
-        self.loop.raise_priority()
+        self.log(f"scheduling: {self.loop.raise_priority()}")
         sys.stdout.write("READY\n")
         sys.stdout.flush()
         try:

@@ -471,7 +471,7 @@ class MobileHost:
 
     def run(self) -> None:
         self.loop.stop_on_signals()
-        self.loop.raise_priority()
+        self.log(f"scheduling: {self.loop.raise_priority()}")
         for name in self.policy.boot_types:  # configured at boot, as root
             self.setsc(parse_type(name), False, Peer(0, 0, 0))
         if self.carrier:

@@ -48,9 +48,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"  link delay/jitter/loss : {caps.delay_backend() or 'NONE (topologies with delay will be refused)'}")
     print(f"  link rate caps         : {caps.rate_backend() or 'NONE (topologies with bw_mbit will be refused)'}")
     print(f"  mobility tunnels       : {caps.tunnel_backend() or 'NONE'}")
+    print(f"  protocol daemons       : {caps.daemon_scheduling()}")
     if args.json:
         print(json.dumps({**caps.to_dict(), "delay_backend": caps.delay_backend(),
-                          "rate_backend": caps.rate_backend(), "tunnel_backend": caps.tunnel_backend()}, indent=2))
+                          "rate_backend": caps.rate_backend(), "tunnel_backend": caps.tunnel_backend(),
+                          "daemon_scheduling": caps.daemon_scheduling()}, indent=2))
     return 0
 
 

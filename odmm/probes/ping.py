@@ -18,13 +18,12 @@ from dataclasses import dataclass, field
 
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest
 
+from odmm import kstamp
 from odmm.netns import socket_in
 from odmm.procs import readable
 
 ICMP6_FILTER = 1
 ECHO_REPLY = 129
-SO_TIMESTAMPNS = 35
-SCM_TIMESTAMPNS = SO_TIMESTAMPNS
 
 
 @dataclass
@@ -63,7 +62,7 @@ def ping(netns_name: str, dst: str, count: int = 25, interval: float = 0.02, war
     sock = socket_in(netns_name, socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     try:
         sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _echo_only_filter())
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        kstamp.enable(sock)
         sock.setblocking(False)
         ident = random.randrange(1, 0xFFFF)
         payload = os.urandom(size)
@@ -94,14 +93,10 @@ def ping(netns_name: str, dst: str, count: int = 25, interval: float = 0.02, war
                 continue
             while True:
                 try:
-                    data, anc, _flags, _addr = sock.recvmsg(65535, socket.CMSG_SPACE(16))
+                    data, anc, _flags, _addr = sock.recvmsg(65535, kstamp.CMSG_SPACE)
                 except BlockingIOError:
                     break
-                stamp = time.time_ns()
-                for level, ctype, cdata in anc:
-                    if level == socket.SOL_SOCKET and ctype == SCM_TIMESTAMPNS:
-                        sec, nsec = struct.unpack("=qq", cdata[:16])
-                        stamp = sec * 1_000_000_000 + nsec
+                stamp = kstamp.stamp_of(anc) or time.time_ns()
                 reply = ICMPv6EchoReply(data)
                 if reply.id != ident or reply.seq not in sent_at or reply.seq in rtts:
                     continue
