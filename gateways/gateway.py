@@ -115,6 +115,7 @@ class Gateway(Daemon):
         self.attached: dict[str, Attachment] = {}
         self.anchored: dict[IPv6Network, Anchored] = {}
         self.handoffs: list[dict] = []
+        self._warned_untracked_na = False
         self.counters = {"ra_tx": 0, "rs_rx": 0, "rs_dropped": 0, "requests": 0, "granted": 0,
                          "not_supported": 0, "could_not_assign": 0, "releases": 0, "bad_releases": 0,
                          "attach": 0, "detach": 0}
@@ -156,6 +157,7 @@ class Gateway(Daemon):
         except Exception as exc:
             self.log(f"attach {ifname}: cannot bring the access link up: {exc}")
             return
+        self._accept_untracked_na(ifname)
         att = Attachment(mn_id, ifname, ifindex)
         att.timeline.update(mn_id=mn_id, ifname=ifname, attach=now)
         self.handoffs.append(att.timeline)  # the live record: later steps are added to it
@@ -177,6 +179,18 @@ class Gateway(Daemon):
                 self._register(att, [self._context(p)] if p else [])
                 self.loop.call_later(0, lambda: self._local_ready(att, p, advertise=True))
         att.ra_timer = self.loop.call_later(self.policy.ra_interval_s, lambda: self._periodic_ra(att))
+
+    def _accept_untracked_na(self, ifname: str) -> None:
+        """RFC 9131 on the access link: the node's unsolicited NAs create neighbour entries, so
+        the first packet to each of its addresses after a move is not held for ND."""
+        try:
+            with open(f"/proc/sys/net/ipv6/conf/{ifname}/accept_untracked_na", "w") as f:
+                f.write("1")
+        except OSError as exc:
+            if not self._warned_untracked_na:
+                self._warned_untracked_na = True
+                self.log(f"cannot accept untracked NAs on {ifname} (RFC 9131; kernel >= 5.19): {exc.strerror}; "
+                         "the first packet to each address after a move waits for neighbour discovery")
 
     def _local_ready(self, att: Attachment, p: Prefix | None, advertise: bool = False) -> None:
         if self.attached.get(att.ifname) is not att:
@@ -463,6 +477,7 @@ class Gateway(Daemon):
         """The node lists the prefixes it holds: update their anchors now, in parallel with the
         HA registration (which would name the same anchors one round trip later)."""
         by_anchor: dict[IPv6Address, list[PrefixContext]] = {}
+        fixed: list[PrefixContext] = []
         for h in held:
             if h.prefix in att.prefixes or h.addrtype == AddressType.NON_PERSISTENT:
                 continue
@@ -472,7 +487,7 @@ class Gateway(Daemon):
             ctx = PrefixContext(h.prefix, h.addrtype, anchor)
             if h.addrtype == AddressType.FIXED:
                 if anchor == self.ha:  # the HA learns of the move from the registration already sent
-                    self._install(att, ctx, anchor)
+                    fixed.append(ctx)
                 continue
             if anchor == self.cfg.addr:
                 self._welcome_back(att, ctx)
@@ -486,6 +501,8 @@ class Gateway(Daemon):
         for anchor, ctxs in by_anchor.items():
             for ctx in ctxs:
                 self._install(att, ctx, anchor, active=ctx.addrtype == AddressType.SESSION_LASTING)
+        for ctx in fixed:  # its downlink waits for the HA (a longer path) anyway
+            self._install(att, ctx, self.ha)
 
     def _answer_later(self, att: Attachment, response: Response) -> None:
         if self.attached.get(att.ifname) is att:

@@ -12,7 +12,9 @@ RAs itself, keeps the table of typed prefixes, and adds and removes addresses wi
   deprecated (preferred lifetime 0), so the kernel's RFC 6724 rule 3 picks the default type.
 - A move (carrier down/up): NON_PERSISTENT addresses of the old network go at once; the rest
   is kept while the new gateway advertises it (GRACEFUL deprecated, removed by the kernel when
-  its valid lifetime, the grace left, runs out).
+  its valid lifetime, the grace left, runs out). Right after the RS, one unsolicited NA per
+  kept address (RFC 9131) lets the new gateway's kernel know the node's link-layer address
+  before the first packet for it arrives, instead of resolving it then (~4 ms on `basic`).
 - SESSION_LASTING prefixes are released (RS release option) once no socket has used the
   address for ``release_hold_s``, judged from the kernel's socket tables.
 - RAs not from the attached router, or with a hop limit other than 255, are ignored.
@@ -48,6 +50,7 @@ from odmm.wire import (
     RouterAdvertisement,
     RouterSolicitation,
     WireError,
+    build_gratuitous_na,
     build_rs,
     parse_nd,
 )
@@ -104,6 +107,7 @@ class Counters:
     ra_rx: int = 0
     ra_ignored: int = 0
     rs_tx: int = 0
+    na_tx: int = 0
     requests: int = 0
     granted: int = 0
     refused: int = 0
@@ -140,6 +144,7 @@ class MobileHost:
         self.counters = Counters()
         self.attached_at = time.monotonic() if self.carrier else None
         self._prepared_rs: bytes | None = None
+        self._prepared_nas: list[tuple[str, bytes]] | None = None
         self.nd = NDSocket({134})
         self.loop.add_reader(self.nd, self._on_nd)
         self.links = LinkMonitor()
@@ -164,6 +169,7 @@ class MobileHost:
                 self.router = None
                 self.attached_at = None
                 self._prepared_rs = self._attach_rs()  # built now, sent the moment the carrier returns
+                self._prepared_nas = self._attach_nas()
                 self.log("carrier down: detached")
 
     def _attached(self) -> None:
@@ -176,6 +182,10 @@ class MobileHost:
         if self.nd.send(data, ALL_ROUTERS, self.ifindex):  # first: it starts the anchors' updates
             self.counters.rs_tx += 1
         self.counters.attachments[-1]["rs"] = self.loop.now()
+        nas, self._prepared_nas = self._prepared_nas if self._prepared_nas is not None else self._attach_nas(), None
+        for address, na in nas:
+            if self.nd.send(na, ALL_ROUTERS, self.ifindex, src=address):
+                self.counters.na_tx += 1
         for net, e in list(self.entries.items()):
             if e.addrtype == AddressType.NON_PERSISTENT:
                 self._remove(net, "it belonged to the previous network")
@@ -279,6 +289,11 @@ class MobileHost:
         held = [Held(e.prefix, e.addrtype) for e in self.entries.values()
                 if e.addrtype in (AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
         return build_rs(RouterSolicitation(self.mac, self.cfg.mn_id, [], [], held))
+
+    def _attach_nas(self) -> list[tuple[str, bytes]]:
+        """The unsolicited NAs sent on attach: one per address the node keeps across moves."""
+        return [(str(e.address), build_gratuitous_na(e.address, self.mac)) for e in self.entries.values()
+                if e.addrtype in (AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
 
     def _send_rs(self, requests: list[Request], releases: list[Release] | None = None,
                  held: list[Held] | None = None) -> None:
@@ -461,7 +476,7 @@ class MobileHost:
     def state(self) -> dict:
         now = self.loop.now()
         return {
-            "name": self.cfg.name, "mn_id": self.cfg.mn_id, "carrier": self.carrier, "router": self.router,
+            "name": self.cfg.name, "mn_id": self.cfg.mn_id, "mac": self.mac, "carrier": self.carrier, "router": self.router,
             "capability": sorted(t.name for t in self.capability) if self.capability is not None else None,
             "addresses": [{"address": str(e.address), "prefix": str(e.prefix), "type": e.addrtype.name,
                            "valid": self._lifetimes(e, now)[0], "preferred": self._lifetimes(e, now)[1],

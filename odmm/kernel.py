@@ -34,6 +34,7 @@ class Capabilities:
     mptcp: bool = False
     optimistic_dad: bool = False
     rt_sched: bool = False
+    untracked_na: bool = False
     mininet: bool = False
     notes: dict[str, str] = field(default_factory=dict)
 
@@ -134,6 +135,10 @@ def probe() -> Capabilities:
     caps.optimistic_dad = os.path.exists("/proc/sys/net/ipv6/conf/default/optimistic_dad")
     if not caps.optimistic_dad:
         caps.notes["optimistic_dad"] = "kernel built without CONFIG_IPV6_OPTIMISTIC_DAD"
+    caps.untracked_na = os.path.exists("/proc/sys/net/ipv6/conf/default/accept_untracked_na")
+    if not caps.untracked_na:
+        caps.notes["untracked_na"] = ("no accept_untracked_na (kernel < 5.19): after a move the first packet "
+                                      "to each address waits for neighbour discovery")
     netns.create(PROBE_NS)
     try:
         with IPRoute(netns=PROBE_NS) as ipr:
@@ -236,6 +241,7 @@ def describe(caps: Capabilities) -> list[tuple[str, str, str]]:
         "mptcp": "MPTCP sockets",
         "optimistic_dad": "optimistic DAD",
         "rt_sched": "real-time scheduling (SCHED_RR)",
+        "untracked_na": "RFC 9131 untracked NAs",
         "mininet": "Mininet (mnexec)",
     }
     for key, label in labels.items():

@@ -34,12 +34,18 @@ class NDSocket:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, data: bytes, dst: str, ifindex: int) -> bool:
+    def send(self, data: bytes, dst: str, ifindex: int, src: str | None = None) -> bool:
+        """Send on ``ifindex``; ``src``: the source address (default: the kernel's choice,
+        the link-local address for a link-scope destination)."""
         try:
-            self.sock.sendto(data, (dst, 0, 0, ifindex))
+            if src is None:
+                self.sock.sendto(data, (dst, 0, 0, ifindex))
+            else:
+                info = socket.inet_pton(socket.AF_INET6, src) + struct.pack("=I", ifindex)
+                self.sock.sendmsg([data], [(socket.IPPROTO_IPV6, IPV6_PKTINFO, info)], 0, (dst, 0, 0, ifindex))
             return True
         except OSError:
-            return False  # interface gone or down: the caller's state will catch up
+            return False  # interface gone or down, or the address already removed: the caller's state will catch up
 
     def receive(self) -> list[tuple[bytes, str, int, int]]:
         """Every pending message as (data, source, arrival ifindex, hop limit)."""

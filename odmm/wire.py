@@ -39,8 +39,10 @@ from scapy.layers import inet6
 from scapy.layers.inet6 import (
     MIP6MH_BA,
     MIP6MH_BU,
+    ICMPv6ND_NA,
     ICMPv6ND_RA,
     ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
     ICMPv6NDOptMTU,
     ICMPv6NDOptPrefixInfo,
     ICMPv6NDOptSrcLLAddr,
@@ -362,6 +364,14 @@ def build_rs(rs: RouterSolicitation) -> bytes:
     for h in rs.held:
         pkt /= ODHeldPrefix(addrtype=int(h.addrtype), prefixlen=h.prefix.prefixlen, prefix=str(h.prefix.network_address))
     return bytes(pkt)
+
+
+def build_gratuitous_na(target: IPv6Address, mac: str) -> bytes:
+    """An unsolicited Neighbor Advertisement announcing ``target`` at ``mac`` (RFC 9131 §4.1):
+    Router, Solicited and Override flags clear, Target Link-Layer Address option present; sent
+    to all-routers from ``target`` itself, it lets a router that accepts untracked NAs create
+    a STALE neighbour entry, so the first packet for the address does not wait for ND."""
+    return bytes(ICMPv6ND_NA(R=0, S=0, O=0, tgt=str(target), cksum=0) / ICMPv6NDOptDstLLAddr(lladdr=mac))
 
 
 def _check_options(data: bytes, start: int) -> list[tuple[int, bytes]]:

@@ -224,6 +224,32 @@ def test_handoff_address_table_and_sessions(net):
     server.close()
 
 
+def test_new_gateway_knows_the_kept_addresses_before_any_packet(net):
+    """RFC 9131: the node's unsolicited NAs after a move create neighbour entries on the new
+    gateway, so the first packet to a kept address is not held for neighbour discovery."""
+    tb, mob = net
+    d = mob.host_socket("mn")
+    kept = []
+    for t in (T.FIXED, T.SESSION_LASTING):
+        s = mn_socket(socket.SOCK_DGRAM)
+        kept.append(IPv6Address(api.setsc(s, t, daemon=d)))
+        s.close()
+    mac = mob.state("mn")["mac"]
+    sent_before = mob.state("mn")["counters"]["na_tx"]
+    mob.move("mn", "gw2")
+    ipr = tb.ipr("gw2")
+    deadline = time.monotonic() + 2  # no traffic goes to these addresses: only the NAs can teach gw2
+    while True:
+        idx = ipr.link_lookup(ifname="acc-mn")
+        known = {IPv6Address(n.get_attr("NDA_DST")): n.get_attr("NDA_LLADDR")
+                 for n in (ipr.get_neighbours(family=socket.AF_INET6, ifindex=idx[0]) if idx else [])}
+        if all(known.get(a) == mac for a in kept):
+            break
+        assert time.monotonic() < deadline, (kept, known)
+        time.sleep(0.01)
+    assert mob.state("mn")["counters"]["na_tx"] - sent_before >= len(kept)
+
+
 def test_session_lasting_released_after_last_socket(net):
     tb, mob = net
     d = mob.host_socket("mn")

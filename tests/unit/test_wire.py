@@ -5,7 +5,15 @@ from __future__ import annotations
 from ipaddress import IPv6Address, IPv6Network
 
 import pytest
-from scapy.layers.inet6 import MIP6MH_BA, MIP6MH_BU, ICMPv6ND_RA, ICMPv6ND_RS, ICMPv6NDOptPrefixInfo
+from scapy.layers.inet6 import (
+    MIP6MH_BA,
+    MIP6MH_BU,
+    ICMPv6ND_NA,
+    ICMPv6ND_RA,
+    ICMPv6ND_RS,
+    ICMPv6NDOptDstLLAddr,
+    ICMPv6NDOptPrefixInfo,
+)
 
 from odmm.addrtypes import AddressType as T
 from odmm.addrtypes import UnknownAddressType, parse_type
@@ -26,6 +34,7 @@ from odmm.wire import (
     RouterSolicitation,
     WireError,
     build_binding,
+    build_gratuitous_na,
     build_ra,
     build_rs,
     parse_binding,
@@ -136,3 +145,12 @@ def test_binding_needs_proxy_flag_and_node_id():
     anonymous = bytes(IPv6(src=HA, dst=GW) / MIP6MH_BU(flags="AHP", seq=1))[40:]
     with pytest.raises(WireError, match="without a mobile node identifier"):
         parse_binding(anonymous, HA, GW)
+
+
+def test_gratuitous_na_is_rfc9131_shaped():
+    data = build_gratuitous_na(IPv6Address("2001:db8:1001:2::1"), "02:0d:00:01:00:02")
+    na = ICMPv6ND_NA(data)
+    assert (na.type, na.R, na.S, na.O) == (136, 0, 0, 0)  # unsolicited, and must not override an entry
+    assert na.tgt == "2001:db8:1001:2::1"
+    assert na[ICMPv6NDOptDstLLAddr].lladdr == "02:0d:00:01:00:02"
+    assert len(data) == 24 + 8
