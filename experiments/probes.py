@@ -28,6 +28,7 @@ import sys
 import time
 
 from odmm import kstamp
+from odmm.eventloop import freeze_heap
 
 HEADER = struct.Struct("!4sBxHIQ")  # magic, kind, pad, stream rate (pps), sequence, time (ns)
 MAGIC = b"ODMM"
@@ -57,6 +58,7 @@ def serve(address: str, udp_ports: list[int], tcp_ports: list[int]) -> int:
         sel.register(s, selectors.EVENT_READ, "listen")
     stop = _stop_flag()
     streams: dict[tuple, dict] = {}  # (socket fd, client address) -> rate, next send, end, seq
+    freeze_heap()  # no collection pause in the middle of the measurement
     print("READY", flush=True)
     while not stop[0]:
         now = time.monotonic()
@@ -161,6 +163,7 @@ def run_client(args) -> int:
                 sock.send(sub)
             except OSError:
                 pass
+    freeze_heap()  # no collection pause in the middle of the measurement
     print("READY", flush=True)
     interval = 1.0 / args.rate
     start = time.monotonic()

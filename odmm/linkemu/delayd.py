@@ -39,6 +39,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from odmm import kstamp
+from odmm.eventloop import freeze_heap
 from odmm.linkemu.nfqueue import NF_ACCEPT, NF_DROP, QueueSocket, parse_packet
 
 CLOCK_MONOTONIC = 1
@@ -258,6 +259,7 @@ class DelayElement:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the testbed stops us with SIGTERM
         buf = bytearray(65536)
         mv = memoryview(buf)
+        freeze_heap()  # a full collection must not hold packets past their due time
         sys.stdout.write("READY\n")
         sys.stdout.flush()
         running = True
