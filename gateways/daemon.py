@@ -13,7 +13,7 @@ from gateways.config import DaemonConfig
 from gateways.signalling import Signaller
 from gateways.tunnels import TunnelManager
 from odmm.control import ControlServer, Peer
-from odmm.eventloop import Loop
+from odmm.eventloop import Loop, freeze_heap
 from odmm.wire import BA_PROHIBITED, Binding
 
 
@@ -59,6 +59,7 @@ class Daemon:
     def run(self) -> None:
         self.loop.stop_on_signals()
         self.log(f"scheduling: {self.loop.raise_priority()}")
+        freeze_heap()
         sys.stdout.write("READY\n")
         sys.stdout.flush()
         try:

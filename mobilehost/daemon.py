@@ -37,7 +37,7 @@ from mobilehost.config import MobileHostConfig
 from mobilehost.sockets import addresses_in_use
 from odmm.addrtypes import AddressType, UnknownAddressType, parse_type
 from odmm.control import ControlServer, Deferred, Peer
-from odmm.eventloop import Loop, Timer, daemon_main
+from odmm.eventloop import Loop, Timer, daemon_main, freeze_heap
 from odmm.linkmon import LinkMonitor
 from odmm.ndsocket import NDSocket
 from odmm.wire import (
@@ -491,6 +491,7 @@ class MobileHost:
             self.setsc(parse_type(name), False, Peer(0, 0, 0))
         if self.carrier:
             self._send_rs([])
+        freeze_heap()
         sys.stdout.write("READY\n")
         sys.stdout.flush()
         try:

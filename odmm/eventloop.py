@@ -114,7 +114,6 @@ class Loop:
                 raise
 
     def run(self) -> None:
-        freeze_heap()
         self._running = True
         while self._running:
             timeout = None

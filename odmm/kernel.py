@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import asdict, dataclass, field
 
 from odmm.errors import KernelFeatureMissing
+from odmm.eventloop import DAEMON_NICE, DAEMON_RT_PRIORITY
 
 PROBE_NS = f"odmm-probe-{os.getpid()}"
 IPPROTO_MPTCP = 262
@@ -65,8 +66,6 @@ class Capabilities:
         return None
 
     def daemon_scheduling(self) -> str:
-        from odmm.eventloop import DAEMON_NICE, DAEMON_RT_PRIORITY
-
         return f"SCHED_RR priority {DAEMON_RT_PRIORITY}" if self.rt_sched else f"nice {DAEMON_NICE}"
 
     def require_delay(self) -> str:
@@ -114,8 +113,6 @@ def _inside_probe(fd: int) -> None:
         out["nfqueue_bind"] = False
         out["nfqueue_note"] = f"cannot bind an NFQUEUE (nfnetlink_queue): {exc.strerror or exc}"
     try:  # the daemons' scheduling class (odmm.eventloop.Loop.raise_priority); this child exits anyway
-        from odmm.eventloop import DAEMON_RT_PRIORITY
-
         os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(DAEMON_RT_PRIORITY))
         out["rt_sched"] = True
     except OSError as exc:
