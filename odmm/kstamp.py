@@ -5,6 +5,10 @@ on a 2-core machine running delay elements and daemons that is milliseconds at t
 large as what the probes measure. The kernel stamps each packet when it arrives (in
 CLOCK_REALTIME); probes convert the stamp to CLOCK_MONOTONIC, the clock every namespace
 shares and every odmm record uses.
+
+Use on end hosts (mobile and correspondent nodes). In a router namespace a link's delay is
+applied by an ingress NFQUEUE element after the kernel has stamped the packet, so there the
+stamp precedes the emulated delay.
 """
 
 from __future__ import annotations
