@@ -286,62 +286,56 @@ def summarize(results: dict) -> dict:
     return out
 
 
+def _table(title: str, columns: list[str], rows: list[list]) -> list[str]:
+    """A markdown section: heading, table, blank line."""
+    return ([f"### {title}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows] + [""])
+
+
 def markdown(results: dict) -> str:
-    lines = []
+    lines: list[str] = []
     if results.get("fidelity"):
-        lines += ["### RTT fidelity (median of 50 echoes)", "",
-                  "| topology | path | hops | analytic ms | measured ms | ratio |", "|---|---|---|---|---|---|"]
-        for r in results["fidelity"]:
-            m = f"{r['measured_ms']:.3f}" if r["measured_ms"] is not None else "-"
-            ratio = f"{r['ratio']:.4f}" if r["ratio"] is not None else "-"
-            lines.append(f"| {r['topology']} | {r['path']} | {r['hops']} | {r['analytic_ms']:.2f} | {m} | {ratio} |")
-        lines.append("")
+        lines += _table("RTT fidelity (median of 50 echoes)",
+                        ["topology", "path", "hops", "analytic ms", "measured ms", "ratio"],
+                        [[r["topology"], r["path"], r["hops"], f"{r['analytic_ms']:.2f}",
+                          f"{r['measured_ms']:.3f}" if r["measured_ms"] is not None else "-",
+                          f"{r['ratio']:.4f}" if r["ratio"] is not None else "-"] for r in results["fidelity"]])
     if results.get("throughput"):
-        lines += ["### Delay element throughput (UDP, 64-byte payloads, 5 ms per hop)", "",
-                  "| delayed hops | target pps | sent pps | lost | queue drops | loss-free | CPU max % | CPU total % |",
-                  "|---|---|---|---|---|---|---|---|"]
-        for r in results["throughput"]:
-            lines.append(f"| {r['hops']} | {r['target_pps']} | {r['sent_pps']} | {r['lost']} | {r['queue_drops']} | "
-                         f"{'yes' if r['loss_free'] else 'no'} | {r['delay_cpu_pct_max']} | {r['delay_cpu_pct_total']} |")
-        lines.append("")
+        lines += _table("Delay element throughput (UDP, 64-byte payloads, 5 ms per hop)",
+                        ["delayed hops", "target pps", "sent pps", "lost", "queue drops", "loss-free", "CPU max %",
+                         "CPU total %"],
+                        [[r["hops"], r["target_pps"], r["sent_pps"], r["lost"], r["queue_drops"],
+                          "yes" if r["loss_free"] else "no", r["delay_cpu_pct_max"], r["delay_cpu_pct_total"]]
+                         for r in results["throughput"]])
     if results.get("signalling"):
-        lines += ["### Handoff signalling on basic (attach -> tunnels ready)", "",
-                  "| # | move | attach->PBU ms | PBU->PBA ms | new gw ready ms | anchor ready ms | ready ms | bound ms | ratio |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in results["signalling"]:
-            lines.append(f"| {r['handoff']} | {r['from']}->{r['to']} | {r['attach_to_pbu_ms']} | {r['pbu_to_pba_ms']} | "
-                         f"{r['new_gw_ready_ms']} | {r['anchor_ready_ms']} | {r['tunnels_ready_ms']} | {r['bound_ms']:.0f} | "
-                         f"{r['ratio_to_bound']} |")
-        lines.append("")
+        lines += _table("Handoff signalling on basic (attach -> tunnels ready)",
+                        ["#", "move", "attach->PBU ms", "PBU->PBA ms", "new gw ready ms", "anchor ready ms", "ready ms",
+                         "bound ms", "ratio"],
+                        [[r["handoff"], f"{r['from']}->{r['to']}", r["attach_to_pbu_ms"], r["pbu_to_pba_ms"],
+                          r["new_gw_ready_ms"], r["anchor_ready_ms"], r["tunnels_ready_ms"], f"{r['bound_ms']:.0f}",
+                          r["ratio_to_bound"]] for r in results["signalling"]])
     if results.get("setsc"):
-        lines += ["### setsc latency (SESSION_LASTING, from an application in the MN namespace)", "",
-                  "| DAD | kind | n | median ms | p90 ms | target ms | ratio |", "|---|---|---|---|---|---|---|"]
-        for r in results["setsc"]:
-            target = f"{r['bound_ms']:.0f}" if r["applies"] else "- (DAD ~1 s)"
-            lines.append(f"| {r['dad']} | {r['kind']} | {r['n']} | {r['median_ms']} | {r['p90_ms']} | {target} | "
-                         f"{r['ratio_to_bound'] if r['applies'] else '-'} |")
-        lines.append("")
+        lines += _table("setsc latency (SESSION_LASTING, from an application in the MN namespace)",
+                        ["DAD", "kind", "n", "median ms", "p90 ms", "target ms", "ratio"],
+                        [[r["dad"], r["kind"], r["n"], r["median_ms"], r["p90_ms"],
+                          f"{r['bound_ms']:.0f}" if r["applies"] else "- (DAD ~1 s)",
+                          r["ratio_to_bound"] if r["applies"] else "-"] for r in results["setsc"]])
     if results.get("interruption"):
-        lines += ["### Interruption per type (default scenario)", "",
-                  "| flow | type | move | survived | interruption ms | bound ms | ratio median | ratio max | RTT after / analytic |",
-                  "|---|---|---|---|---|---|---|---|---|"]
-        for r in results["interruption"]:
-            lines.append(f"| {r['flow']} | {r['type']} | {r['move']} ({r['to']}) | {r['survived']} | {r['interruption_ms']} | "
-                         f"{r['bound_ms']:.0f} | {r['ratio_median']} | {r['ratio_max']} | {r['rtt_after_ratio']} |")
-        lines.append("")
+        lines += _table("Interruption per type (default scenario)",
+                        ["flow", "type", "move", "survived", "interruption ms", "bound ms", "ratio median", "ratio max",
+                         "RTT after / analytic"],
+                        [[r["flow"], r["type"], f"{r['move']} ({r['to']})", r["survived"], r["interruption_ms"],
+                          f"{r['bound_ms']:.0f}", r["ratio_median"], r["ratio_max"], r["rtt_after_ratio"]]
+                         for r in results["interruption"]])
     if results.get("daemons"):
-        lines += ["### Daemon CPU per mobile node (grid 2x2, RAs every second)", "",
-                  "| mobile nodes | network daemons CPU % | host daemons CPU % | per MN network % | per MN host % |",
-                  "|---|---|---|---|---|"]
-        for r in results["daemons"]:
-            lines.append(f"| {r['mobile_nodes']} | {r['network_daemons_cpu_pct']} | {r['mobile_host_daemons_cpu_pct']} | "
-                         f"{r['per_mn_network_cpu_pct']} | {r['per_mn_host_cpu_pct']} |")
-        lines.append("")
+        lines += _table("Daemon CPU per mobile node (grid 2x2, RAs every second)",
+                        ["mobile nodes", "network daemons CPU %", "host daemons CPU %", "per MN network %",
+                         "per MN host %"],
+                        [[r["mobile_nodes"], r["network_daemons_cpu_pct"], r["mobile_host_daemons_cpu_pct"],
+                          r["per_mn_network_cpu_pct"], r["per_mn_host_cpu_pct"]] for r in results["daemons"]])
     if results.get("build"):
-        lines += ["### Build and teardown", "", "| nodes | links | build s | teardown s |", "|---|---|---|---|"]
-        for r in results["build"]:
-            lines.append(f"| {r['nodes']} | {r['links']} | {r['build_s']} | {r['teardown_s']} |")
-        lines.append("")
+        lines += _table("Build and teardown", ["nodes", "links", "build s", "teardown s"],
+                        [[r["nodes"], r["links"], r["build_s"], r["teardown_s"]] for r in results["build"]])
     if results.get("summary"):
         lines += ["### Summary", "", "```", json.dumps(results["summary"], indent=2), "```"]
     return "\n".join(lines)
