@@ -39,7 +39,7 @@ from odmm.addrtypes import AddressType, UnknownAddressType, parse_type
 from odmm.control import ControlServer, Deferred, Peer
 from odmm.eventloop import Loop, Timer, daemon_main, freeze_heap
 from odmm.linkmon import LinkMonitor
-from odmm.ndsocket import NDSocket
+from odmm.ndsocket import ALL_ROUTERS, NDSocket
 from odmm.wire import (
     INFINITE,
     STATUS_GRANTED,
@@ -55,7 +55,6 @@ from odmm.wire import (
     parse_nd,
 )
 
-ALL_ROUTERS = "ff02::2"
 NOT_SUPPORTED = ERROR_NAMES[EAI_REQUIREDIPNOTSUPPORTED]
 FAILED = ERROR_NAMES[EAI_REQUIREDIPFAILED]
 IFA_F_NODAD, IFA_F_OPTIMISTIC, IFA_F_DADFAILED, IFA_F_TENTATIVE = 0x02, 0x04, 0x08, 0x40

@@ -9,12 +9,10 @@ import socket
 import time
 from dataclasses import dataclass
 
-from odmm.ndsocket import NDSocket
+from odmm.ndsocket import ALL_ROUTERS, NDSocket
 from odmm.netns import socket_in
 from odmm.procs import readable
 from odmm.wire import Release, Request, RouterAdvertisement, RouterSolicitation, WireError, build_rs, parse_nd
-
-ALL_ROUTERS = "ff02::2"
 
 
 @dataclass

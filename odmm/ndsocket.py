@@ -15,6 +15,7 @@ IPV6_RECVPKTINFO = 49
 IPV6_PKTINFO = 50
 IPV6_RECVHOPLIMIT = 51
 IPV6_HOPLIMIT = 52
+ALL_ROUTERS = "ff02::2"  # where hosts send RS and gratuitous NAs
 
 
 class NDSocket:
