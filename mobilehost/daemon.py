@@ -283,16 +283,19 @@ class MobileHost:
         self._configure_all()
 
     # --- requests ----------------------------------------------------------------------------
+    def _kept(self) -> list[Entry]:
+        """What the node keeps across a move (and announces to the new gateway)."""
+        return [e for e in self.entries.values()
+                if e.addrtype in (AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
+
     def _attach_rs(self) -> bytes:
         """The RS sent on attach: it lists the prefixes the node keeps across moves."""
-        held = [Held(e.prefix, e.addrtype) for e in self.entries.values()
-                if e.addrtype in (AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
+        held = [Held(e.prefix, e.addrtype) for e in self._kept()]
         return build_rs(RouterSolicitation(self.mac, self.cfg.mn_id, [], [], held))
 
     def _attach_nas(self) -> list[tuple[str, bytes]]:
         """The unsolicited NAs sent on attach: one per address the node keeps across moves."""
-        return [(str(e.address), build_gratuitous_na(e.address, self.mac)) for e in self.entries.values()
-                if e.addrtype in (AddressType.FIXED, AddressType.SESSION_LASTING, AddressType.GRACEFUL_REPLACEMENT)]
+        return [(str(e.address), build_gratuitous_na(e.address, self.mac)) for e in self._kept()]
 
     def _send_rs(self, requests: list[Request], releases: list[Release] | None = None,
                  held: list[Held] | None = None) -> None:
